@@ -1,0 +1,279 @@
+"""The library entry points the CLI and flows call: prepare, explain and run one Task.
+
+Owns the path of one run: config → validated parameters → plan → tasklets → execute → record.
+Holds no global state and never exits the interpreter: errors are exceptions (``InputError`` for
+bad input, raised before anything is launched or written), outcomes are return values.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from lute_kernel import __version__
+from lute_kernel.cancel import CancelToken
+from lute_kernel.config import LoadedConfig, load_config
+from lute_kernel.db import RunRecord, db_path, record_run
+from lute_kernel.elog import post_run_parameters
+from lute_kernel.errors import LaunchError
+from lute_kernel.events import EventSink, RunEvent, ignore_events
+from lute_kernel.executor import ExecutionOutcome, ExecutionSettings, execute
+from lute_kernel.launchers import make_launcher
+from lute_kernel.parameters import TaskParameters
+from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
+from lute_kernel.registry import Registry, discover
+from lute_kernel.runtimes import make_runtime
+from lute_kernel.sites import SiteProfile, load_site
+from lute_kernel.summaries import merge_summaries, payload_for_db, summary_dict, summary_text
+from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
+from lute_kernel.tasklets import run_tasklets
+from lute_kernel.validation import validate_header, validate_parameters
+
+PathLike = Union[str, "os.PathLike[str]"]
+COMMUNICATOR = "zmq ipc, json frames v1"
+
+
+@dataclass
+class PreparedRun:
+    """Everything known before launch: validated parameters and the exact plan."""
+
+    spec: TaskSpec
+    config: LoadedConfig
+    params: TaskParameters
+    plan: LaunchPlan
+    request: Optional[Dict[str, Any]]
+    site: SiteProfile
+
+    @property
+    def work_dir(self) -> str:
+        """The header's work_dir (where the DB lives)."""
+        return self.params.lute_config.work_dir
+
+
+@dataclass
+class RunOutcome:
+    """What ``run_task`` returns: the recorded row and the live result."""
+
+    task_name: str
+    status: TaskStatus
+    summary: Any
+    payload: Any
+    row_id: int
+    db_path: Path
+    exit_code: Optional[int]
+    reason: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the Task completed."""
+        return self.status == TaskStatus.COMPLETED
+
+
+def _process_spec(spec: TaskSpec, params: TaskParameters) -> ProcessSpec:
+    cls = spec.cls
+    common = dict(
+        passthrough_env=tuple(cls.env),
+        cwd=params.lute_config.work_dir,
+        resources=cls.resources,
+        image=cls.image,
+    )
+    if issubclass(cls, ThirdPartyTask):
+        return ProcessSpec(argv=tuple(cls.build_argv(params)), **common)  # type: ignore[arg-type]
+    env = {"LUTE_TASK": spec.name, "PYTHONUNBUFFERED": "1"}
+    return ProcessSpec(argv=(PYTHON, "-m", "lute_kernel.worker"), env=env, **common)  # type: ignore[arg-type]
+
+
+def prepare(
+    task_name: str,
+    config_path: PathLike,
+    *,
+    site: Optional[str] = None,
+    runtime: Optional[str] = None,
+    registry: Optional[Registry] = None,
+    host_env: Optional[Mapping[str, str]] = None,
+) -> PreparedRun:
+    """Validate everything and build the plan; raise InputError on bad input. Launches nothing."""
+    registry = registry or discover()
+    spec = registry.get(task_name)
+    env = os.environ if host_env is None else host_env
+    config = load_config(config_path, env=env)
+    header = validate_header(config)
+    params = validate_parameters(spec, config, header)
+    profile = load_site(site)
+    plan = build_plan(
+        _process_spec(spec, params),
+        make_runtime(runtime or profile.runtime, profile.env_allowlist),
+        make_launcher(profile.launcher),
+        env,
+    )
+    request = None
+    if not issubclass(spec.cls, ThirdPartyTask):
+        request = {
+            "task": spec.name,
+            "module": spec.module,
+            "class": spec.cls.__name__,
+            "tasks_dir": spec.tasks_dir,
+            "params": params.model_dump(mode="json"),
+        }
+    return PreparedRun(spec, config, params, plan, request, profile)
+
+
+def explain(prepared: PreparedRun) -> Dict[str, Any]:
+    """Return what would run: parameters, argv, env, cwd, runtime, launcher, image."""
+    return {
+        "task": prepared.spec.name,
+        "kind": prepared.spec.cls.kind,
+        "image": prepared.spec.cls.image,
+        "runtime": prepared.plan.runtime,
+        "launcher": prepared.plan.launcher,
+        "parameters": prepared.params.model_dump(mode="json"),
+        "argv": list(prepared.plan.argv),
+        "env": dict(sorted(prepared.plan.env.items())),
+        "cwd": prepared.plan.cwd,
+    }
+
+
+def _tasklet_values(params: TaskParameters) -> Dict[str, Any]:
+    return params.model_dump(mode="python")
+
+
+def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelToken]) -> ExecutionOutcome:
+    settings = ExecutionSettings(
+        timeout_s=float(prepared.params.lute_config.task_timeout),
+        grace_s=prepared.site.kill_grace_seconds,
+        run_root=prepared.site.socket_root(),
+        max_bytes=prepared.site.ipc_max_bytes,
+    )
+    try:
+        run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))
+    except Exception as exc:
+        return ExecutionOutcome(
+            TaskStatus.FAILED,
+            None,
+            reason=f"a 'before' tasklet failed: {type(exc).__name__}: {exc}",
+        )
+    try:
+        return execute(prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel)
+    except LaunchError as exc:
+        return ExecutionOutcome(TaskStatus.FAILED, None, reason=str(exc))
+
+
+def _failure_summary(outcome: ExecutionOutcome) -> str:
+    parts = [outcome.reason]
+    if outcome.error and outcome.error.get("traceback"):
+        parts.append(str(outcome.error["traceback"]).strip().splitlines()[-1])
+    if outcome.stderr_tail and not outcome.error:
+        parts.append("stderr: " + " | ".join(outcome.stderr_tail[-5:]))
+    return "; ".join(p for p in parts if p)
+
+
+def run_prepared(
+    prepared: PreparedRun,
+    *,
+    on_event: EventSink = ignore_events,
+    cancel: Optional[CancelToken] = None,
+) -> RunOutcome:
+    """Run a prepared Task to the end and record it; the DB row is written whatever happened."""
+    outcome = _launch(prepared, on_event, cancel)
+    result = outcome.result or {}
+    summary: Any = result.get("summary", "")
+    payload: Any = result.get("payload")
+    if outcome.status == TaskStatus.COMPLETED:
+        if payload is None:
+            payload = prepared.params.result_from_params()
+        if not summary and prepared.params.result_summary:
+            summary = prepared.params.result_summary
+        try:
+            extra = run_tasklets(list(prepared.spec.cls.after), _tasklet_values(prepared.params))
+            summary = merge_summaries(summary, {k: v for r in extra if isinstance(r, dict) for k, v in r.items()})
+        except Exception as exc:
+            outcome.status, outcome.reason = (
+                TaskStatus.FAILED,
+                f"an 'after' tasklet failed: {type(exc).__name__}: {exc}",
+            )
+    if outcome.status != TaskStatus.COMPLETED:
+        summary = _failure_summary(outcome)
+    on_event(
+        RunEvent(
+            "status",
+            f"{prepared.spec.name} {outcome.status.value}" + (f": {outcome.reason}" if outcome.reason else ""),
+        )
+    )
+    _post_summary(prepared, summary, on_event)
+    row_id = _record(prepared, outcome, summary, payload)
+    end = outcome.end or datetime.now(timezone.utc)
+    return RunOutcome(
+        task_name=prepared.spec.name,
+        status=outcome.status,
+        summary=summary,
+        payload=payload,
+        row_id=row_id,
+        db_path=db_path(prepared.work_dir),
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        seconds=(end - outcome.start).total_seconds(),
+    )
+
+
+def _post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> None:
+    as_dict = summary_dict(summary)
+    if prepared.site.elog_url and as_dict:
+        header = prepared.params.lute_config
+        problem = post_run_parameters(prepared.site.elog_url, header.experiment, header.run, as_dict)
+        if problem:
+            on_event(RunEvent("log", problem, level="WARNING"))
+
+
+def _record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, payload: Any) -> int:
+    plan = prepared.plan
+    return record_run(
+        prepared.work_dir,
+        RunRecord(
+            task_name=prepared.spec.name,
+            header=prepared.params.lute_config.db_header(),
+            parameters=prepared.params.task_values(),
+            task_status=outcome.status.value,
+            summary=summary_text(summary),
+            payload=payload_for_db(payload),
+            impl_schemas=str((outcome.result or {}).get("impl_schemas") or prepared.params.impl_schemas or ""),
+            valid=outcome.status == TaskStatus.COMPLETED,
+            env=plan.env,
+            poll_interval=0.0,
+            communicator_desc=COMMUNICATOR if prepared.request is not None else "pipes (binary)",
+            runtime=plan.runtime,
+            launcher=plan.launcher,
+            image=plan.image,
+            image_sha256=plan.image_sha256,
+            kernel_version=__version__,
+            argv=list(plan.argv),
+            host=socket.gethostname(),
+            start=outcome.start,
+            end=outcome.end,
+            exit_code=outcome.exit_code,
+        ),
+    )
+
+
+def run_task(
+    task_name: str,
+    config_path: PathLike,
+    *,
+    site: Optional[str] = None,
+    runtime: Optional[str] = None,
+    on_event: EventSink = ignore_events,
+    cancel: Optional[CancelToken] = None,
+    registry: Optional[Registry] = None,
+) -> RunOutcome:
+    """Validate, launch, wait and record one Task. Raises InputError (nothing launched) on bad input."""
+    prepared = prepare(task_name, config_path, site=site, runtime=runtime, registry=registry)
+    return run_prepared(prepared, on_event=on_event, cancel=cancel)
+
+
+def task_names(registry: Optional[Registry] = None) -> List[str]:
+    """Return the names of every registered Task."""
+    return sorted((registry or discover()).tasks)

@@ -1,0 +1,163 @@
+"""The top-level commands: run, explain, validate, tasks; and the ``config``/``db`` groups."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Annotated, Any, Dict, Optional
+
+import typer
+
+from lute_kernel.cli.common import ConfigPath, RuntimeOption, SiteOption, reported_errors
+from lute_kernel.cli.config_cmd import config_app
+from lute_kernel.cli.db import db_app
+from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
+
+app = typer.Typer(
+    help="Run LCLS analysis Tasks: validated on the host, run in their own environment, recorded in SQLite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+TaskArgument = Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")]
+
+
+def _print_event(event: Any) -> None:
+    rank = f"[{event.rank}] " if event.rank else ""
+    if event.kind == "log":
+        line = f"{rank}{event.level:<7} {event.text}"
+    elif event.kind == "progress":
+        line = f"{rank}progress {event.text}"
+    elif event.kind == "status":
+        line = f"lute-kernel: {event.text}"
+    else:
+        line = f"{rank}{event.kind}: {event.text}"
+    print(line, file=sys.stderr if event.kind == "stderr" else sys.stdout, flush=True)
+
+
+@app.command()
+def run(
+    task: TaskArgument,
+    config: ConfigPath,
+    site: SiteOption = None,
+    runtime: RuntimeOption = None,
+) -> None:
+    """Validate TASK's section of the config, run it, stream its log, and record it in the DB."""
+    from lute_kernel.api import prepare, run_prepared
+    from lute_kernel.cancel import CancelToken
+
+    with reported_errors():
+        prepared = prepare(task, config, site=site, runtime=runtime)
+    cancel = CancelToken()
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        outcome = run_prepared(prepared, on_event=_print_event, cancel=cancel)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        cancel.close()
+    summary = f" — {outcome.summary}" if outcome.summary else ""
+    typer.echo(
+        f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s"
+        f" (row {outcome.row_id} in {outcome.db_path}){summary}"
+    )
+    raise typer.Exit(EXIT_OK if outcome.ok else EXIT_TASK_FAILED)
+
+
+@app.command()
+def explain(
+    task: TaskArgument,
+    config: ConfigPath,
+    site: SiteOption = None,
+    runtime: RuntimeOption = None,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show TASK's validated parameters and the exact argv/env that would run. Runs nothing."""
+    from lute_kernel.api import explain as explain_run
+    from lute_kernel.api import prepare
+
+    with reported_errors():
+        info = explain_run(prepare(task, config, site=site, runtime=runtime))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    _print_explanation(info)
+
+
+def _print_explanation(info: Dict[str, Any]) -> None:
+    typer.echo(f"Task      {info['task']} ({info['kind']}, image {info['image']})")
+    typer.echo(f"runtime   {info['runtime']}   launcher {info['launcher']}   cwd {info['cwd']}")
+    typer.echo("parameters:")
+    typer.echo("  " + json.dumps(info["parameters"], indent=2).replace("\n", "\n  "))
+    typer.echo("argv:")
+    typer.echo("  " + json.dumps(info["argv"]))
+    typer.echo("env:")
+    for key, value in info["env"].items():
+        typer.echo(f"  {key}={value}")
+
+
+@app.command()
+def validate(config: ConfigPath) -> None:
+    """Validate the header and every Task section of a config file (unknown Tasks are reported)."""
+    from lute_kernel.config import load_config
+    from lute_kernel.registry import discover
+    from lute_kernel.validation import validate_file
+
+    with reported_errors():
+        reports = validate_file(load_config(config), discover())
+    for report in reports:
+        mark = "ok " if report.ok else "ERR"
+        typer.echo(f"{mark} {report.section}" + ("" if report.ok else f": {report.message}"))
+    bad = [r for r in reports if not r.ok]
+    typer.echo(f"{len(reports) - len(bad)} valid, {len(bad)} invalid")
+    raise typer.Exit(EXIT_BAD_INPUT if bad else EXIT_OK)
+
+
+@app.command("tasks")
+def list_tasks(
+    show_failures: bool = typer.Option(True, help="Also list Task modules that failed to load."),
+) -> None:
+    """List the registered Tasks: name, image, kind, aliases, one-line description."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lute_kernel.registry import discover
+
+    registry = discover()
+    table = Table("Task", "image", "kind", "aliases", "description")
+    for name in sorted(registry.tasks):
+        spec = registry.tasks[name]
+        table.add_row(name, spec.cls.image, spec.cls.kind, ", ".join(spec.aliases), spec.cls.describe())
+    console = Console()
+    console.print(table)
+    if show_failures and registry.failures:
+        for failure in registry.failures:
+            console.print(f"[red]failed to load[/red] {failure.source}: {failure.error}")
+
+
+def version_callback(value: Optional[bool]) -> None:
+    """Print the version and exit."""
+    if value:
+        from lute_kernel import __version__
+
+        typer.echo(f"lute-kernel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(
+        None,
+        "--version",
+        callback=version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Run LCLS analysis Tasks: validated on the host, run in their own environment, recorded in SQLite."""

@@ -1,0 +1,35 @@
+"""Options and error reporting shared by the CLI commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_TASK_FAILED, InputError, LuteError
+
+ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="LUTE configuration YAML (header + Task sections).")]
+SiteOption = Annotated[
+    Optional[str],
+    typer.Option("--site", help="Site profile from config/sites/ (default: $LUTE_SITE or 'local')."),
+]
+RuntimeOption = Annotated[
+    Optional[str],
+    typer.Option("--runtime", help="Override the site's runtime ('local'; 'apptainer' in a later release)."),
+]
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Print kernel errors as ``error: …`` on stderr and exit 2 (bad input) or 1."""
+    try:
+        yield
+    except InputError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except LuteError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_TASK_FAILED) from None

@@ -1,0 +1,222 @@
+"""Load an upstream LUTE configuration file, unchanged, into a :class:`LoadedConfig`.
+
+Owns reading the file and checking its shape: one header document (a mapping with
+``work_dir``) and an optional second document mapping each Task's class name to its section.
+Substitution is delegated to :mod:`lute_kernel.config.substitution`, lazily and per section.
+Must not validate parameter types (the pydantic models do), know which Tasks exist, or touch
+``os.environ`` beyond reading it when no ``env`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import yaml
+
+from lute_kernel.config.substitution import HEADER, Resolver
+from lute_kernel.config.yaml_lines import RecursiveAliasError, YamlDocument, parse_documents
+from lute_kernel.errors import ConfigError
+
+DEFAULT_TASK_TIMEOUT = 600
+"""Seconds; what ``task_timeout`` is when the header leaves it out."""
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class LoadedConfig:
+    """A parsed configuration file; substitutions are resolved on request.
+
+    Attributes:
+        path: The file it was read from.
+        raw_header: The header as parsed, unsubstituted.
+        raw_sections: Section name to section mapping as parsed, unsubstituted
+            (a section left empty in the file is ``{}``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        raw_header: Dict[str, Any],
+        raw_sections: Dict[str, Any],
+        lines: Dict[str, int],
+        env: Mapping[str, str],
+    ) -> None:
+        self.path = path
+        self.raw_header = raw_header
+        self.raw_sections = raw_sections
+        self._lines = lines
+        header = dict(raw_header)
+        header.setdefault("task_timeout", DEFAULT_TASK_TIMEOUT)
+        self._resolver = Resolver(header, raw_sections, env, locate=self.line_of, path=str(path))
+
+    def header(self) -> Dict[str, Any]:
+        """Return the header with substitutions resolved and ``task_timeout`` defaulted.
+
+        Raises:
+            ConfigError: A substitution in the header (or what it refers to) fails.
+        """
+        return self._resolver.header()
+
+    def section_names(self) -> List[str]:
+        """Return the section names in file order."""
+        return list(self.raw_sections)
+
+    def has_section(self, name: str) -> bool:
+        """Return whether the file has a section called ``name``."""
+        return name in self.raw_sections
+
+    def section(self, name: str) -> Dict[str, Any]:
+        """Return one section with its substitutions resolved.
+
+        Only that section and what it refers to are resolved, so errors elsewhere do not matter.
+
+        Raises:
+            ConfigError: The section is absent, or one of its substitutions fails.
+        """
+        if name not in self.raw_sections:
+            raise ConfigError("the configuration has no section of that name", path=str(self.path), key=name)
+        return self._resolver.section(name)
+
+    def resolved(self) -> Dict[str, Any]:
+        """Return ``{"header": {...}, "sections": {name: {...}}}`` fully resolved.
+
+        Raises:
+            ConfigError: The first substitution error, in file order.
+        """
+        errors = self.errors()
+        if errors:
+            raise errors[0]
+        return {
+            "header": self.header(),
+            "sections": {name: self.section(name) for name in self.raw_sections},
+        }
+
+    def errors(self) -> List[ConfigError]:
+        """Return every substitution error in the header and all sections (empty when clean)."""
+        return self._resolver.errors()
+
+    def line_of(self, dotted_key: str) -> Optional[int]:
+        """Return the 1-based line of a key, or None when the file does not have it.
+
+        Args:
+            dotted_key: ``Section.key.sub`` for sections (list items by index),
+                ``lute_config.key`` for the header.
+        """
+        return self._lines.get(dotted_key)
+
+
+def load_config(path: PathLike, env: Optional[Mapping[str, str]] = None) -> LoadedConfig:
+    """Read and check a configuration file.
+
+    Args:
+        path: The YAML file.
+        env: Environment for ``{{ $VAR }}`` substitutions; defaults to a snapshot of
+            ``os.environ``.
+
+    Returns:
+        The parsed configuration; substitutions are resolved when asked for.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not YAML, or not shaped like a
+            configuration (1 or 2 documents, a mapping header with ``work_dir``, sections
+            that are mappings).
+    """
+    file = Path(path)
+    where = str(path)
+    documents = _parse(_read(file, where), where)
+    if len(documents) not in (1, 2):
+        raise ConfigError(
+            f"a configuration must have 1 or 2 YAML documents (header, then Task sections), not {len(documents)}",
+            path=where,
+        )
+    header_doc = documents[0]
+    header = header_doc.data
+    if not isinstance(header, dict):
+        raise ConfigError(
+            "the header (first document) must be a mapping",
+            path=where,
+            line=header_doc.start_line,
+        )
+    if "work_dir" not in header:
+        raise ConfigError("work_dir is required in the header", path=where, line=header_doc.start_line)
+    lines = {f"{HEADER}.{key}": line for key, line in header_doc.lines.items()}
+    sections: Dict[str, Any] = {}
+    if len(documents) == 2:
+        sections = _sections(documents[1], where)
+        lines.update(documents[1].lines)
+    return LoadedConfig(file, header, sections, lines, dict(os.environ if env is None else env))
+
+
+def _read(file: Path, where: str) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("configuration file not found", path=where) from None
+    except IsADirectoryError:
+        raise ConfigError("configuration path is a directory, not a file", path=where) from None
+    except PermissionError:
+        raise ConfigError("configuration file is not readable (permission denied)", path=where) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file is not UTF-8 text (byte {exc.start})", path=where) from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file cannot be read ({exc.strerror or exc})", path=where) from None
+
+
+def _parse(text: str, where: str) -> List[YamlDocument]:
+    try:
+        return parse_documents(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise ConfigError(
+            f"the file is not valid YAML: {problem}",
+            path=where,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"the file is not valid YAML: {exc}", path=where) from None
+    except RecursiveAliasError as exc:
+        raise ConfigError(f"the file is not a plain tree: {exc}", path=where) from None
+
+
+def _sections(document: YamlDocument, where: str) -> Dict[str, Any]:
+    if document.data is None:
+        return {}
+    if not isinstance(document.data, dict):
+        raise ConfigError(
+            "the second document must map each Task name to its section",
+            path=where,
+            line=document.start_line,
+        )
+    sections: Dict[str, Any] = {}
+    for name, value in document.data.items():
+        line = document.lines.get(str(name))
+        if not isinstance(name, str):
+            raise ConfigError(
+                "a section name must be a string (a Task class name)",
+                path=where,
+                key=str(name),
+                line=line,
+            )
+        if name == HEADER:
+            raise ConfigError(
+                f"'{HEADER}' is reserved for the header and cannot name a section",
+                path=where,
+                key=name,
+                line=line,
+            )
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(
+                f"a section must be a mapping of parameters, not {type(value).__name__}",
+                path=where,
+                key=name,
+                line=line,
+            )
+        sections[name] = {} if value is None else value
+    return sections
+
+
+__all__ = ["DEFAULT_TASK_TIMEOUT", "LoadedConfig", "load_config"]

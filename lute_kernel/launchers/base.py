@@ -1,0 +1,37 @@
+"""The launcher seam: ``wrap(argv, resources) -> argv``. Pure; checks resources before launch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import List, Sequence
+
+from lute_kernel.errors import InputError
+from lute_kernel.runtimes.base import Runtime
+from lute_kernel.task import Resources
+
+
+@dataclass(frozen=True)
+class LauncherCapabilities:
+    """What a launcher can start."""
+
+    multi_rank: bool = False
+    multi_node: bool = False
+
+
+class Launcher(ABC):
+    """Starts the runtime's argv with the requested resources."""
+
+    name: str = ""
+    capabilities = LauncherCapabilities()
+
+    @abstractmethod
+    def wrap(self, argv: Sequence[str], resources: Resources) -> List[str]:
+        """Return the argv that launches ``argv`` with ``resources``."""
+
+    def check(self, resources: Resources, runtime: Runtime) -> None:
+        """Refuse, before anything starts, a launch this launcher or runtime cannot do."""
+        if resources.ranks > 1 and not self.capabilities.multi_rank:
+            raise InputError(f"launcher {self.name!r} starts one process; the Task asks for {resources.ranks} ranks")
+        if resources.ranks > 1 and not runtime.capabilities.supports_mpi:
+            raise InputError(f"runtime {runtime.name!r} cannot run MPI Tasks")

@@ -1,0 +1,59 @@
+"""The plan of one launch: pure data, built by pure functions. Printing it is the dry run.
+
+Owns ``ProcessSpec`` (what to run, before any runtime or launcher wraps it), ``LaunchPlan`` (the
+exact argv/env/cwd the executor will spawn) and ``build_plan``, which composes
+``launcher.wrap(runtime.wrap(spec))``. Spawns nothing, reads no files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Tuple
+
+from lute_kernel.launchers.base import Launcher
+from lute_kernel.runtimes.base import Runtime
+from lute_kernel.task import Resources
+
+PYTHON = "{python}"
+"""Placeholder for argv[0]: each runtime substitutes its own interpreter."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What the Task's process is, independent of where and how it is started."""
+
+    argv: Tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    passthrough_env: Tuple[str, ...] = ()
+    cwd: str = "."
+    resources: Resources = field(default_factory=Resources)
+    image: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Exactly what the executor spawns."""
+
+    argv: Tuple[str, ...]
+    env: Dict[str, str]
+    cwd: str
+    runtime: str
+    launcher: str
+    image: Optional[str] = None
+    image_sha256: Optional[str] = None
+
+
+def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
+    """Compose the launch: the runtime wraps the process, the launcher wraps the runtime."""
+    launcher.check(spec.resources, runtime)
+    inner = runtime.wrap(spec)
+    argv = launcher.wrap(inner, spec.resources)
+    return LaunchPlan(
+        argv=tuple(argv),
+        env=runtime.environment(spec, host_env),
+        cwd=spec.cwd,
+        runtime=runtime.name,
+        launcher=launcher.name,
+        image=runtime.image_name(spec),
+        image_sha256=runtime.image_digest(spec),
+    )

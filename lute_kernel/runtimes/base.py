@@ -1,0 +1,64 @@
+"""The runtime seam: a runtime turns a ``ProcessSpec`` into argv and an environment. Pure.
+
+Owns the ``Runtime`` interface, its capabilities, and the environment allowlist every runtime
+applies (the Task sees only named variables from the host, never the whole environment).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from lute_kernel.plan import ProcessSpec
+
+BASE_ENV_ALLOWLIST: Tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ", "TMPDIR", "TERM",
+    "VIRTUAL_ENV", "PYTHONPATH",
+    "LUTE_*", "SLURM_*", "PMI_*", "PMIX_*", "OMPI_*", "UCX_*", "MPIR_*", "HYDRA_*",
+)  # fmt: skip
+"""Host variables every runtime passes through (exact names, or prefixes with '*')."""
+
+
+@dataclass(frozen=True)
+class RuntimeCapabilities:
+    """What a runtime can do; plans are checked against these before launching."""
+
+    supports_mpi: bool = False
+    isolates_env: bool = True
+    isolates_filesystem: bool = False
+
+
+def allowed_env(host_env: Mapping[str, str], patterns: Sequence[str]) -> Dict[str, str]:
+    """Return the host variables whose names match one of ``patterns``."""
+    return {k: v for k, v in host_env.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+class Runtime(ABC):
+    """Where the Task's process lives (the kernel's own Python, or an Apptainer image)."""
+
+    name: str = ""
+    capabilities = RuntimeCapabilities()
+
+    def __init__(self, env_allowlist: Sequence[str] = ()) -> None:
+        self.env_allowlist: List[str] = [*BASE_ENV_ALLOWLIST, *env_allowlist]
+
+    @abstractmethod
+    def wrap(self, spec: ProcessSpec) -> List[str]:
+        """Return the argv that runs ``spec`` in this runtime."""
+
+    def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
+        """Return the environment of the spawned process: allowlisted host variables plus the spec's."""
+        env = allowed_env(host_env, [*self.env_allowlist, *spec.passthrough_env])
+        env.update(spec.env)
+        return env
+
+    def image_name(self, spec: ProcessSpec) -> Optional[str]:
+        """Return the image the process runs in, if any."""
+        return None
+
+    def image_digest(self, spec: ProcessSpec) -> Optional[str]:
+        """Return the sha256 of that image, if any."""
+        return None

@@ -1,0 +1,147 @@
+"""The entry point inside the Task's process: ``python -m lute_kernel.worker``.
+
+Connects to the kernel's socket (``LUTE_IPC_ENDPOINT``), says hello with the run token and its
+rank, receives the validated parameters, re-validates them (worker context: host-only checks
+skipped), runs the Task, and streams log/progress/result/error then bye. Depends on pyzmq and
+pydantic only, and uses Python 3.9 syntax: it runs inside every image.
+
+Exit codes: 0 the Task completed; 1 the Task raised; 3 the protocol failed (no parameters, bad frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import traceback
+from typing import Any, Dict, Optional
+
+from lute_kernel.ipc.client import IpcClient
+from lute_kernel.parameters import WORKER_CONTEXT
+from lute_kernel.registry import import_task
+from lute_kernel.task import Reporter, Task, TaskStatus
+
+EXIT_COMPLETED = 0
+EXIT_TASK_RAISED = 1
+EXIT_PROTOCOL = 3
+PARAMS_TIMEOUT_MS = 60_000
+
+
+class IpcReporter(Reporter):
+    """Sends a Task's progress (and any arrays with it) to the kernel."""
+
+    def __init__(self, client: IpcClient) -> None:
+        self.client = client
+
+    def progress(self, done: float, total: Optional[float], message: str, data: Any = None) -> None:
+        """Send a progress message."""
+        body: Dict[str, Any] = {"done": done, "total": total, "message": message}
+        if data is not None:
+            body["data"] = data
+        self.client.send("progress", body)
+
+
+class IpcLogHandler(logging.Handler):
+    """Forwards Python ``logging`` records from the Task to the kernel."""
+
+    def __init__(self, client: IpcClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send one record as a ``log`` message."""
+        try:
+            self.client.send(
+                "log",
+                {
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "message": self.format(record),
+                    "time": record.created,
+                },
+            )
+        except Exception:  # logging must never take the Task down
+            self.handleError(record)
+
+
+def _rank() -> int:
+    for name in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name)
+        if value is not None and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _run_task(client: IpcClient, request: Dict[str, Any]) -> int:
+    cls = import_task(request.get("tasks_dir"), request["module"], request["class"])
+    params = cls.Parameters.model_validate(request["params"], context=WORKER_CONTEXT)
+    task: Task = cls(params, IpcReporter(client))
+    task.run()
+    result = task.result
+    if result.task_status in (TaskStatus.RUNNING, TaskStatus.PENDING):
+        result.task_status = TaskStatus.COMPLETED
+    client.send(
+        "result",
+        {
+            "task_status": result.task_status,
+            "summary": result.summary,
+            "payload": result.payload,
+            "impl_schemas": result.impl_schemas,
+        },
+    )
+    return EXIT_COMPLETED if result.task_status == TaskStatus.COMPLETED else EXIT_TASK_RAISED
+
+
+def main() -> int:
+    """Run one Task as directed by the kernel; return the process exit code."""
+    endpoint = os.environ.get("LUTE_IPC_ENDPOINT")
+    if not endpoint:
+        print(
+            "lute_kernel.worker: LUTE_IPC_ENDPOINT is not set; the kernel starts this",
+            file=sys.stderr,
+        )
+        return EXIT_PROTOCOL
+    client = IpcClient(endpoint, rank=_rank())
+    handler = IpcLogHandler(client)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    code = EXIT_PROTOCOL
+    try:
+        client.send(
+            "hello",
+            {
+                "token": os.environ.get("LUTE_IPC_TOKEN", ""),
+                "pid": os.getpid(),
+                "python": platform.python_version(),
+            },
+        )
+        request = client.receive(PARAMS_TIMEOUT_MS)
+        if request.kind != "params":
+            raise RuntimeError(f"expected params, got {request.kind}")
+        try:
+            code = _run_task(client, request.body)
+        except BaseException as exc:  # report every failure, including KeyboardInterrupt/SystemExit
+            client.send(
+                "error",
+                {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(),
+                },
+            )
+            code = EXIT_TASK_RAISED
+        client.send("bye", {"exit_code": code})
+    except Exception as exc:
+        print(f"lute_kernel.worker: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = EXIT_PROTOCOL
+    finally:
+        root.removeHandler(handler)
+        client.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""lute-kernel Task modules: one module per family; every ``Task`` subclass here is registered."""
