@@ -193,7 +193,7 @@ def _progress_text(body: Dict[str, Any]) -> str:
 
 def _exit_reason(code: int) -> str:
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
+        return f"was killed by {signal.Signals(-code).name}"
     return f"exited with code {code}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -85,14 +86,17 @@ def _ensure_package(tasks_dir: Path) -> str:
     name = _package_name(tasks_dir)
     if name not in sys.modules:
         init = tasks_dir / "__init__.py"
-        spec = importlib.util.spec_from_file_location(
-            name, init if init.exists() else None, submodule_search_locations=[str(tasks_dir)]
-        )
+        spec: Optional[importlib.machinery.ModuleSpec]
+        if init.exists():
+            spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(tasks_dir)])
+        else:  # a plain folder of Task modules
+            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            spec.submodule_search_locations = [str(tasks_dir)]
         if spec is None:
             raise ImportError(f"cannot make a package of {tasks_dir}")
         package = importlib.util.module_from_spec(spec)
         sys.modules[name] = package
-        if spec.loader is not None and init.exists():
+        if spec.loader is not None:
             spec.loader.exec_module(package)
     return name
 

@@ -75,7 +75,7 @@ class TestSocket(Task):
 
 
 class TestWriteOutput(Task):
-    """Writes comma-separated random values under work_dir; the file's path is the result."""
+    """Writes random values (one per line) under work_dir; the file's path is the result."""
 
     aliases = ("WriteTester",)
 

@@ -62,7 +62,9 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         cancel.close()
-    summary = f" — {outcome.summary}" if outcome.summary else ""
+    from lute_kernel.summaries import summary_text
+
+    summary = f" — {summary_text(outcome.summary)}" if outcome.summary else ""
     typer.echo(
         f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s"
         f" (row {outcome.row_id} in {outcome.db_path}){summary}"

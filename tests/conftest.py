@@ -1,0 +1,74 @@
+"""Shared fixtures: a writable work_dir, config files in the upstream format, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_TASKS = REPO / "tests" / "tasks"
+UPSTREAM_CONFIGS = REPO.parent / "shared" / "upstream-configs"
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def write_config(path: Path, header: Dict[str, Any], sections: Dict[str, Any]) -> Path:
+    """Write a two-document config in the upstream layout."""
+    text = "%YAML 1.3\n---\n" + yaml.safe_dump(header, sort_keys=False) + "...\n---\n"
+    text += yaml.safe_dump(sections, sort_keys=False) if sections else ""
+    text += "...\n"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, work_dir: Path) -> Callable[..., Path]:
+    """Return a factory: make_config(sections, **header_overrides) -> config path."""
+    counter = iter(range(1000))
+
+    def factory(sections: Optional[Dict[str, Any]] = None, **header: Any) -> Path:
+        base = {
+            "title": "test",
+            "experiment": "xpptut15",
+            "run": 14,
+            "date": "2026/11/22",
+            "lute_version": 0.1,
+            "task_timeout": 60,
+            "work_dir": str(work_dir),
+        }
+        base.update(header)
+        return write_config(tmp_path / f"config{next(counter)}.yaml", base, sections or {})
+
+    return factory
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Dict[str, str]:
+    """Environment for CLI subprocesses: the test-only Tasks are discoverable."""
+    env = dict(os.environ)
+    env["LUTE_TASKS_PATH"] = str(TEST_TASKS)
+    env.pop("LUTE_SITE", None)
+    return env
+
+
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``lute-kernel ARGS`` as a subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "lute_kernel.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
+    )

@@ -1,0 +1,87 @@
+"""Test-only Tasks that misbehave on purpose: sleep past timeouts, crash, leave children, send too much."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from lute_kernel.parameters import TaskParameters, param
+from lute_kernel.task import Task
+from lute_kernel.tasklets import Tasklet
+
+
+class FaultSleep(Task):
+    """Sleeps (optionally after starting a child that would outlive it)."""
+
+    class Parameters(TaskParameters):
+        seconds: float = param(30.0, "How long to sleep.")
+        spawn_child: bool = param(False, "Start a long `sleep` child first and log its pid.")
+        ignore_sigterm: bool = param(False, "Ignore SIGTERM (forces the SIGKILL path).")
+
+    def run(self) -> None:
+        params = self.params
+        assert isinstance(params, FaultSleep.Parameters)
+        if params.ignore_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if params.spawn_child:
+            child = subprocess.Popen(["sleep", "300"])
+            self.log.info("child pid %d", child.pid)
+        self.log.info("sleeping %s s", params.seconds)
+        self.progress(0, 1, "started")
+        time.sleep(params.seconds)
+        self.result.summary = "slept"
+
+
+class FaultKillSelf(Task):
+    """Kills its own process with SIGKILL after one log line."""
+
+    def run(self) -> None:
+        self.log.info("about to die")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FaultExit(Task):
+    """Leaves with os._exit(code) without reporting a result."""
+
+    class Parameters(TaskParameters):
+        code: int = param(0, "Exit code.")
+
+    def run(self) -> None:
+        params = self.params
+        assert isinstance(params, FaultExit.Parameters)
+        os._exit(params.code)
+
+
+class FaultBigMessage(Task):
+    """Sends one array of `nbytes` bytes as progress data."""
+
+    class Parameters(TaskParameters):
+        nbytes: int = param(1024, "Array size in bytes.")
+
+    def run(self) -> None:
+        import numpy as np
+
+        params = self.params
+        assert isinstance(params, FaultBigMessage.Parameters)
+        self.progress(1, 1, "big", data=np.zeros(params.nbytes, dtype=np.uint8))
+        self.result.summary = "sent"
+
+
+class WithTasklets(Task):
+    """Writes a file into `outdir`; a 'before' tasklet makes outdir, an 'after' tasklet counts lines."""
+
+    before = (Tasklet("lute_kernel.builtin_tasklets:make_dirs", ("{{ outdir }}",)),)
+    after = (Tasklet("lute_kernel.builtin_tasklets:count_lines", ("{{ outdir }}/out.txt",)),)
+
+    class Parameters(TaskParameters):
+        outdir: str = param(..., "Folder to write into (made by the 'before' tasklet).")
+        lines: int = param(3, "Lines to write.")
+
+    def run(self) -> None:
+        params = self.params
+        assert isinstance(params, WithTasklets.Parameters)
+        with open(os.path.join(params.outdir, "out.txt"), "w") as handle:
+            handle.write("x\n" * params.lines)
+        self.result.summary = {"wrote": params.lines}
