@@ -7,8 +7,10 @@ bad input, raised before anything is launched or written), outcomes are return v
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,11 +19,10 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from lute_kernel import __version__
 from lute_kernel.cancel import CancelToken
 from lute_kernel.config import LoadedConfig, load_config
-from lute_kernel.db import RunRecord, db_path, record_run
-from lute_kernel.elog import post_run_parameters
 from lute_kernel.errors import LaunchError
 from lute_kernel.events import EventSink, RunEvent, ignore_events
 from lute_kernel.executor import ExecutionOutcome, ExecutionSettings, execute
+from lute_kernel.forked import can_fork
 from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
@@ -133,6 +134,7 @@ def explain(prepared: PreparedRun) -> Dict[str, Any]:
         "launcher": prepared.plan.launcher,
         "parameters": prepared.params.model_dump(mode="json"),
         "argv": list(prepared.plan.argv),
+        "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
         "env": dict(sorted(prepared.plan.env.items())),
         "cwd": prepared.plan.cwd,
     }
@@ -158,9 +160,20 @@ def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelT
             reason=f"a 'before' tasklet failed: {type(exc).__name__}: {exc}",
         )
     try:
-        return execute(prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel)
+        return execute(
+            prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel, on_started=_preload_recorder
+        )
     except LaunchError as exc:
         return ExecutionOutcome(TaskStatus.FAILED, None, reason=str(exc))
+
+
+def _preload_recorder() -> None:
+    """Import the DB layer in the background while the Task runs: it is needed only afterwards.
+
+    Started after the Task's process exists, never before a fork (a child must not inherit a
+    half-held import lock).
+    """
+    threading.Thread(target=importlib.import_module, args=("lute_kernel.db",), daemon=True).start()
 
 
 def _failure_summary(outcome: ExecutionOutcome) -> str:
@@ -206,6 +219,8 @@ def run_prepared(
     )
     _post_summary(prepared, summary, on_event)
     row_id = _record(prepared, outcome, summary, payload)
+    from lute_kernel.db import db_path
+
     end = outcome.end or datetime.now(timezone.utc)
     return RunOutcome(
         task_name=prepared.spec.name,
@@ -223,6 +238,8 @@ def run_prepared(
 def _post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> None:
     as_dict = summary_dict(summary)
     if prepared.site.elog_url and as_dict:
+        from lute_kernel.elog import post_run_parameters  # requests only when an eLog is configured
+
         header = prepared.params.lute_config
         problem = post_run_parameters(prepared.site.elog_url, header.experiment, header.run, as_dict)
         if problem:
@@ -230,6 +247,8 @@ def _post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> N
 
 
 def _record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, payload: Any) -> int:
+    from lute_kernel.db import RunRecord, record_run  # imported while the Task runs, not before it starts
+
     plan = prepared.plan
     return record_run(
         prepared.work_dir,

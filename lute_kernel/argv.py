@@ -41,8 +41,8 @@ def build_binary_argv(params: ThirdPartyParameters) -> List[str]:
     long_eq = bool(getattr(model, "long_flags_use_eq", False))
     for name in model.model_fields:
         value = getattr(params, name)
-        if name in _SKIPPED or value is None or value == "":
-            continue
+        if name in _SKIPPED or value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+            continue  # an empty list would leave a bare flag that swallows the next argument
         extra = field_extra(model, name)
         flag = str(extra.get("flag_type", _default_flag(name)))
         if flag == "":

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import zmq
 
@@ -204,6 +204,7 @@ def execute(
     *,
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
+    on_started: Optional[Callable[[], None]] = None,
 ) -> ExecutionOutcome:
     """Run ``plan`` to the end; ``request`` is the params message for a worker (None for binaries)."""
     run = _Run(plan, request, settings, on_event, cancel)
@@ -212,6 +213,8 @@ def execute(
     except BaseException:
         shutil.rmtree(run.run_dir, ignore_errors=True)
         raise
+    if on_started is not None:
+        on_started()
     deadline = time.monotonic() + settings.timeout_s
     try:
         while proc.poll() is None:

@@ -84,8 +84,10 @@ class AnalysisHeader(BaseModel):
             return work_dir
         if not work_dir:
             raise ValueError("work_dir is empty; set it in the config header")
-        if not os.path.isdir(work_dir):
+        if not os.path.exists(work_dir):
             raise ValueError(f"work_dir {work_dir!r} does not exist")
+        if not os.path.isdir(work_dir):
+            raise ValueError(f"work_dir {work_dir!r} is not a directory")
         if not os.access(work_dir, os.W_OK | os.X_OK):
             raise ValueError(f"work_dir {work_dir!r} is not writable")
         return work_dir

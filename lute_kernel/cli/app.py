@@ -97,7 +97,8 @@ def _print_explanation(info: Dict[str, Any]) -> None:
     typer.echo(f"runtime   {info['runtime']}   launcher {info['launcher']}   cwd {info['cwd']}")
     typer.echo("parameters:")
     typer.echo("  " + json.dumps(info["parameters"], indent=2).replace("\n", "\n  "))
-    typer.echo("argv:")
+    how = " (local fast start: forked from the kernel, same effect as exec'ing it)" if info["start"] == "fork" else ""
+    typer.echo(f"argv{how}:")
     typer.echo("  " + json.dumps(info["argv"]))
     typer.echo("env:")
     for key, value in info["env"].items():

@@ -7,17 +7,16 @@ Must not query SQL itself (that is `lute_kernel.db`) nor lay out tables (`lute_k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from lute_kernel import db
-from lute_kernel.cli.tables import row_detail_table, rows_table, task_tables_table
-from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_TASK_FAILED, InputError, LuteError
+from lute_kernel.cli.common import reported_errors
+from lute_kernel.errors import InputError
+
+# The DB layer, rich and the table layouts are imported inside the commands: `lute-kernel run`
+# loads this module too, and must not pay for them before its Task starts.
 
 db_app = typer.Typer(
     help="Look at the run database (<work_dir>/lute.db): Task tables, runs, provenance.",
@@ -32,19 +31,6 @@ ConfigOption = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="Config file whose header names the work_dir."),
 ]
-
-
-@contextmanager
-def _reported_errors() -> Iterator[None]:
-    """Turn kernel errors into one line on stderr and an exit code (2 for bad input)."""
-    try:
-        yield
-    except InputError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from err
-    except LuteError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(EXIT_TASK_FAILED) from err
 
 
 def _work_dir(work_dir: Optional[Path], config: Optional[Path]) -> Path:
@@ -63,7 +49,12 @@ def _work_dir(work_dir: Optional[Path], config: Optional[Path]) -> Path:
 @db_app.command("ls")
 def ls_command(work_dir: WorkDirOption = None, config: ConfigOption = None) -> None:
     """List the Task tables: rows, valid rows, last run."""
-    with _reported_errors():
+    from rich.console import Console
+
+    from lute_kernel import db
+    from lute_kernel.cli.tables import task_tables_table
+
+    with reported_errors():
         summaries = db.list_tasks(_work_dir(work_dir, config))
     Console().print(task_tables_table(summaries))
 
@@ -77,7 +68,12 @@ def show_command(
     config: ConfigOption = None,
 ) -> None:
     """List a Task's runs, newest first, or show one run with --id."""
-    with _reported_errors():
+    from rich.console import Console
+
+    from lute_kernel import db
+    from lute_kernel.cli.tables import row_detail_table, rows_table
+
+    with reported_errors():
         directory = _work_dir(work_dir, config)
         if row_id is not None:
             table = row_detail_table(task, db.get_row(directory, task, row_id))
@@ -94,6 +90,8 @@ def invalidate_command(
     config: ConfigOption = None,
 ) -> None:
     """Mark a run invalid, so later Tasks stop reading its values."""
-    with _reported_errors():
+    from lute_kernel import db
+
+    with reported_errors():
         db.invalidate(_work_dir(work_dir, config), task, row_id)
     typer.echo(f"{task} row {row_id} marked invalid.")
