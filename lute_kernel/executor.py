@@ -92,7 +92,11 @@ class _Run:
         env = dict(self.plan.env)
         if self.request is not None:
             self.server = IpcServer(self.run_dir, secrets.token_hex(16), max_bytes=self.settings.max_bytes)
-            env.update(LUTE_IPC_ENDPOINT=self.server.endpoint, LUTE_IPC_TOKEN=self.server.token)
+            env.update(
+                LUTE_IPC_ENDPOINT=self.server.endpoint,
+                LUTE_IPC_TOKEN=self.server.token,
+                LUTE_IPC_MAX_BYTES=str(self.settings.max_bytes),  # the worker fails at send, with advice
+            )
             self.poller.register(self.server.socket, zmq.POLLIN)
             self.poller.register(self.server.monitor, zmq.POLLIN)
         proc = spawn(replace(self.plan, env=env))

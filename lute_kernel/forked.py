@@ -8,6 +8,11 @@ stdout/stderr on pipes, exactly the plan's environment and cwd, default signal h
 logging handlers from the kernel. It never touches the kernel's ZMQ context (the worker makes its
 own) and leaves with ``os._exit`` so nothing of the kernel's runs twice. Every other plan is
 exec'd by ``spawn``.
+
+One difference from exec remains: ``/proc/<pid>/environ`` still shows the kernel's start-up
+environment (``os.environ`` is the plan's). That exposes nothing new: in the local runtime the
+Task runs as the same user and can read ``/proc/<kernel pid>/environ`` either way. Isolation is
+the Apptainer runtime's job; ``LUTE_NO_FORK=1`` gives the exec path.
 """
 
 from __future__ import annotations
@@ -67,17 +72,25 @@ class ForkedProcess:
         return self.returncode
 
 
-def _become_worker(env: dict[str, str], cwd: str, out_fd: int, err_fd: int) -> int:
+def _become_worker(env: dict[str, str], cwd: str, out_fd: int, err_fd: int, ready_fd: int) -> int:
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((devnull, 0), (out_fd, 1), (err_fd, 2)):
         os.dup2(source, target)
+    # Like exec with close_fds: the Task gets none of the kernel's descriptors (sockets, DB files).
+    os.closerange(3, ready_fd)
+    os.closerange(ready_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    # The kernel's sys.stdout may not be fd 1 (pytest's capture, a redirect, CliRunner): the Task's is.
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - line-buffered, as PYTHONUNBUFFERED
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     os.chdir(cwd)
     # This is the Task's process now: give it exactly the plan's environment, as execve would.
     os.environ.clear()
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.close(ready_fd)  # our group exists and signals act as after exec: the parent may signal us now
     for handler in logging.getLogger().handlers[:]:
         logging.getLogger().removeHandler(handler)
     from lute_kernel.worker import main
@@ -89,6 +102,7 @@ def fork_worker(env: dict[str, str], cwd: str) -> ForkedProcess:
     """Fork a worker with ``env`` and ``cwd``; return the parent's handle."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     with warnings.catch_warnings():
@@ -101,7 +115,8 @@ def fork_worker(env: dict[str, str], cwd: str) -> ForkedProcess:
         try:
             os.close(out_r)
             os.close(err_r)
-            code = _become_worker(env, cwd, out_w, err_w)
+            os.close(ready_r)
+            code = _become_worker(env, cwd, out_w, err_w, ready_w)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -113,4 +128,9 @@ def fork_worker(env: dict[str, str], cwd: str) -> ForkedProcess:
             os._exit(code)
     os.close(out_w)
     os.close(err_w)
+    os.close(ready_w)
+    # Wait for the child's setsid (EOF: it is ready, or died): killpg() before it would find no
+    # group, and a timeout or cancel signal sent then would be lost.
+    os.read(ready_r, 1)
+    os.close(ready_r)
     return ForkedProcess(pid, out_r, err_r)

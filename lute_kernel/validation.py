@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import ValidationError
 
 from lute_kernel.config import LoadedConfig
-from lute_kernel.errors import ConfigError, InputError, ParameterError, WorkDirError
+from lute_kernel.errors import ConfigError, InputError, ParameterError, UnknownTaskError, WorkDirError
 from lute_kernel.parameters import AnalysisHeader, TaskParameters
 from lute_kernel.registry import Registry
 from lute_kernel.task import TaskSpec
@@ -51,9 +51,10 @@ def validate_header(config: LoadedConfig) -> AnalysisHeader:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == "work_dir":
                 line = config.line_of(f"{HEADER_KEY}.work_dir")
-                raise WorkDirError(
-                    f"{config.path}{f':{line}' if line else ''}: work_dir: {error['msg'].removeprefix('Value error, ')}"
-                ) from None
+                problem = str(error["msg"]).removeprefix("Value error, ")
+                if error["type"] == "missing":
+                    problem = "work_dir is required in the header"
+                raise WorkDirError(f"{config.path}{f':{line}' if line else ''}: {problem}") from None
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid header: {details}", path=str(config.path)) from None
 
@@ -90,6 +91,11 @@ def validate_file(config: LoadedConfig, registry: Registry) -> List[SectionRepor
     for name in config.section_names():
         try:
             spec = registry.get(name)
+            if spec.name != name:  # runs read the Task's own section: this one would be silently ignored
+                raise UnknownTaskError(
+                    f"section {name!r} is an alias of Task {spec.name}; name the section {spec.name!r}"
+                    " (sections are read under the Task's name only)"
+                )
             validate_parameters(spec, config, header)
             reports.append(SectionReport(name, True, task=spec.name))
         except InputError as exc:

@@ -18,6 +18,7 @@ import traceback
 from typing import Any, Dict, Optional
 
 from lute_kernel.ipc.client import IpcClient
+from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
 from lute_kernel.parameters import WORKER_CONTEXT
 from lute_kernel.registry import import_task
 from lute_kernel.task import Reporter, Task, TaskStatus
@@ -102,7 +103,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return EXIT_PROTOCOL
-    client = IpcClient(endpoint, rank=_rank())
+    max_bytes = int(os.environ.get("LUTE_IPC_MAX_BYTES", DEFAULT_MAX_BYTES))
+    client = IpcClient(endpoint, rank=_rank(), max_bytes=max_bytes)
     handler = IpcLogHandler(client)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()

@@ -35,7 +35,11 @@ class Message:
 
 
 def _is_array(value: Any) -> bool:
-    return hasattr(value, "__array_interface__") and hasattr(value, "dtype")
+    if not (hasattr(value, "__array_interface__") and hasattr(value, "dtype")):
+        return False
+    import numpy as np  # already imported by whoever made the value
+
+    return not isinstance(value, np.generic)  # numpy scalars travel as JSON numbers
 
 
 def _json_default(value: Any) -> Any:
@@ -50,8 +54,8 @@ def _extract(value: Any, buffers: List[Tuple[Dict[str, Any], memoryview]]) -> An
     if _is_array(value):
         import numpy as np
 
-        array = np.ascontiguousarray(value)
-        view = memoryview(array).cast("B")  # type: ignore[arg-type]
+        array = np.asarray(value, order="C")  # not ascontiguousarray: that makes 0-d arrays 1-d
+        view = memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # raw bytes, also empty
         buffers.append(({"dtype": array.dtype.str, "shape": list(array.shape)}, view))
         return {"__ndarray__": len(buffers) - 1}
     if isinstance(value, dict):
@@ -115,10 +119,14 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
     if len(specs) != len(views) - 1:
         raise ProtocolError(f"{kind} message announces {len(specs)} buffers but carries {len(views) - 1}")
     arrays: List[Any] = []
-    if specs:
-        import numpy as np
+    try:  # a peer's bad buffer description must be a ProtocolError, not a crash of the caller
+        if specs:
+            import numpy as np
 
-        for spec, view in zip(specs, views[1:]):
-            arrays.append(np.frombuffer(view, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"]))
-    body = _restore(header.get("body") or {}, arrays)
-    return Message(kind=kind, body=body, rank=int(header.get("rank", 0)), nbytes=total, arrays=arrays)
+            for spec, view in zip(specs, views[1:]):
+                arrays.append(np.frombuffer(view, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"]))
+        body = _restore(header.get("body") or {}, arrays)
+        rank = int(header.get("rank", 0))
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ProtocolError(f"{kind} message has bad buffers: {type(exc).__name__}: {exc}") from None
+    return Message(kind=kind, body=body, rank=rank, nbytes=total, arrays=arrays)

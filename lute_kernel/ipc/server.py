@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import zmq
 
-from lute_kernel.errors import LaunchError
+from lute_kernel.errors import LaunchError, ProtocolError
 from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES, Message, decode, encode
 
 SOCKET_NAME = "s"
@@ -59,7 +59,15 @@ class IpcServer:
             except zmq.Again:
                 return received
             identity = bytes(frames[0].buffer)
-            message = decode(frames[1:], max_bytes=self.max_bytes)
+            try:
+                message = decode(frames[1:], max_bytes=self.max_bytes)
+            except ProtocolError as exc:
+                if identity not in self.peers:
+                    self.rejected += 1
+                    continue
+                # Our own worker sent what we cannot take (e.g. over the cap): the run fails, saying why.
+                body = {"type": type(exc).__name__, "message": str(exc)}
+                message = Message(kind="error", body=body, rank=self.peers[identity])
             if message.kind == "hello" and message.body.get("token") == self.token:
                 self.peers[identity] = message.rank
             elif identity not in self.peers:

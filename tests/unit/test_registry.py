@@ -1,0 +1,262 @@
+"""Task discovery and lookup (lute_kernel.registry)."""
+
+from __future__ import annotations
+
+import textwrap
+import types
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from lute_kernel import registry as registry_module
+from lute_kernel.errors import EXIT_BAD_INPUT, InputError, UnknownTaskError
+from lute_kernel.registry import LoadFailure, default_tasks_dirs, discover, import_task
+from lute_kernel.task import Task, ThirdPartyTask
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_TASKS = REPO / "tests" / "tasks"
+
+REPO_TASKS = {"Test", "TestBinary", "TestBinaryErr", "TestSocket", "TestWriteOutput", "TestReadOutput"}
+REPO_ALIASES = {
+    "Tester": "Test",
+    "BinaryTester": "TestBinary",
+    "BinaryErrTester": "TestBinaryErr",
+    "SocketTester": "TestSocket",
+    "WriteTester": "TestWriteOutput",
+    "ReadTester": "TestReadOutput",
+}
+
+ALPHA = """\
+from lute_kernel.parameters import TaskParameters, ThirdPartyParameters, param
+from lute_kernel.task import Task, ThirdPartyTask
+
+
+class FindPeaks(Task):
+    aliases = ("PeakFinder", "FindPeaksPyAlgos")
+
+    def run(self):
+        self.result.summary = "ok"
+
+
+class IndexCrystals(ThirdPartyTask):
+    class Parameters(ThirdPartyParameters):
+        executable: str = "indexamajig"
+
+
+class _HiddenTask(Task):
+    pass
+
+
+NOT_A_TASK = 3
+"""
+
+BETA = """\
+from .alpha import FindPeaks  # re-exported: must stay registered under module alpha
+
+
+class MergeFrames(FindPeaks):
+    pass
+"""
+
+
+def write_tasks(folder: Path, files: Dict[str, str], *, package: bool) -> Path:
+    folder.mkdir(parents=True)
+    if package:
+        (folder / "__init__.py").write_text('"""Task package."""\n')
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+@pytest.mark.parametrize("package", [True, False], ids=["with-init", "plain-folder"])
+def test_discover_registers_every_task_class_of_a_folder(tmp_path: Path, package: bool) -> None:
+    folder = write_tasks(
+        tmp_path / "tasks",
+        {"alpha.py": ALPHA, "beta.py": BETA, "_private.py": "raise RuntimeError('never imported')\n"},
+        package=package,
+    )
+    registry = discover([folder], entry_points=False)
+
+    assert sorted(registry.tasks) == ["FindPeaks", "IndexCrystals", "MergeFrames"]
+    assert registry.aliases == {"PeakFinder": "FindPeaks", "FindPeaksPyAlgos": "FindPeaks"}
+    assert registry.failures == []
+    peaks = registry.tasks["FindPeaks"]
+    assert (peaks.module, peaks.source, peaks.tasks_dir) == ("alpha", str(folder / "alpha.py"), str(folder.resolve()))
+    assert peaks.aliases == ("PeakFinder", "FindPeaksPyAlgos")
+    assert registry.tasks["MergeFrames"].module == "beta"
+    assert issubclass(registry.tasks["IndexCrystals"].cls, ThirdPartyTask)
+
+
+def test_lookup_by_name_and_alias(tmp_path: Path) -> None:
+    registry = discover([write_tasks(tmp_path / "t", {"alpha.py": ALPHA}, package=False)], entry_points=False)
+    assert registry.get("FindPeaks") is registry.get("PeakFinder") is registry.get("FindPeaksPyAlgos")
+    assert registry.knows("PeakFinder") and registry.knows("FindPeaks")
+    assert not registry.knows("findpeaks")
+
+
+def test_unknown_task_suggests_close_names(tmp_path: Path) -> None:
+    registry = discover([write_tasks(tmp_path / "t", {"alpha.py": ALPHA}, package=False)], entry_points=False)
+    with pytest.raises(UnknownTaskError) as info:
+        registry.get("FindPeak")
+    assert str(info.value) == "unknown Task 'FindPeak'. Did you mean FindPeaks, FindPeaksPyAlgos?"
+    assert isinstance(info.value, InputError) and info.value.exit_code == EXIT_BAD_INPUT
+
+
+def test_unknown_task_without_close_names(tmp_path: Path) -> None:
+    registry = discover([write_tasks(tmp_path / "t", {"alpha.py": ALPHA}, package=False)], entry_points=False)
+    with pytest.raises(UnknownTaskError) as info:
+        registry.get("Zzz")
+    assert str(info.value) == "unknown Task 'Zzz'."
+
+
+def test_a_broken_module_is_recorded_and_hides_nothing(tmp_path: Path) -> None:
+    folder = write_tasks(
+        tmp_path / "t",
+        {
+            "alpha.py": ALPHA,
+            "broken.py": "import no_such_dependency_for_lute_tests\n",
+            "crash.py": "raise RuntimeError('boom at import')\n",
+            "syntax.py": "def oops(:\n",
+        },
+        package=False,
+    )
+    registry = discover([folder], entry_points=False)
+
+    assert sorted(registry.tasks) == ["FindPeaks", "IndexCrystals"]
+    by_source = {Path(f.source).name: f.error for f in registry.failures}
+    assert sorted(by_source) == ["broken.py", "crash.py", "syntax.py"]
+    assert by_source["broken.py"] == "ModuleNotFoundError: No module named 'no_such_dependency_for_lute_tests'"
+    assert by_source["crash.py"] == "RuntimeError: boom at import"
+    assert by_source["syntax.py"].startswith("SyntaxError: ")
+    assert LoadFailure(str(folder / "crash.py"), "RuntimeError: boom at import") in registry.failures
+    with pytest.raises(UnknownTaskError) as info:
+        registry.get("Crash")
+    assert str(info.value).endswith("(3 Task module(s) failed to load: see `lute-kernel tasks`.)")
+
+
+def test_two_folders_may_both_hold_test_py(tmp_path: Path) -> None:
+    one = write_tasks(
+        tmp_path / "one", {"test.py": "from lute_kernel.task import Task\nclass OneTask(Task): pass\n"}, package=False
+    )
+    two = write_tasks(
+        tmp_path / "two", {"test.py": "from lute_kernel.task import Task\nclass TwoTask(Task): pass\n"}, package=True
+    )
+    registry = discover([one, two], entry_points=False)
+
+    assert sorted(registry.tasks) == ["OneTask", "TwoTask"]
+    first, second = registry.tasks["OneTask"], registry.tasks["TwoTask"]
+    assert first.module == second.module == "test"
+    assert first.tasks_dir != second.tasks_dir
+    assert first.cls.__module__ != second.cls.__module__
+
+
+def test_the_first_registration_of_a_name_wins(tmp_path: Path) -> None:
+    text = "from lute_kernel.task import Task\nclass Same(Task):\n    aliases = ('SameAlias',)\n    origin = '{}'\n"
+    one = write_tasks(tmp_path / "one", {"m.py": text.format("one")}, package=False)
+    two = write_tasks(tmp_path / "two", {"m.py": text.format("two")}, package=False)
+    registry = discover([one, two], entry_points=False)
+    assert registry.get("Same").cls.origin == "one"  # type: ignore[attr-defined]
+    assert registry.get("SameAlias").cls.origin == "one"  # type: ignore[attr-defined]
+    registry = discover([two, one], entry_points=False)
+    assert registry.get("Same").cls.origin == "two"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("package", [True, False], ids=["with-init", "plain-folder"])
+def test_import_task_round_trip_gives_the_registered_class(tmp_path: Path, package: bool) -> None:
+    folder = write_tasks(tmp_path / "t", {"alpha.py": ALPHA, "beta.py": BETA}, package=package)
+    registry = discover([folder], entry_points=False)
+    for name in ("FindPeaks", "MergeFrames", "IndexCrystals"):
+        spec = registry.get(name)
+        assert import_task(spec.tasks_dir, spec.module, spec.cls.__name__) is spec.cls
+
+
+def test_import_task_refuses_what_is_not_a_task(tmp_path: Path) -> None:
+    folder = write_tasks(tmp_path / "t", {"alpha.py": ALPHA}, package=False)
+    with pytest.raises(TypeError, match=r"alpha\.NOT_A_TASK is not a Task"):
+        import_task(str(folder), "alpha", "NOT_A_TASK")
+    with pytest.raises(AttributeError):
+        import_task(str(folder), "alpha", "Missing")
+    assert import_task(None, "lute_kernel.task", "Task") is Task
+
+
+def test_the_repo_tasks_and_their_upstream_aliases() -> None:
+    registry = discover([REPO / "tasks"], entry_points=False)
+    assert set(registry.tasks) == REPO_TASKS
+    assert registry.aliases == REPO_ALIASES
+    assert registry.failures == []
+    for alias, name in REPO_ALIASES.items():
+        assert registry.get(alias).name == name
+    for spec in registry.tasks.values():
+        assert import_task(spec.tasks_dir, spec.module, spec.name) is spec.cls
+
+
+def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(registry_module, "_entry_points", lambda: [])
+    monkeypatch.setenv("LUTE_TASKS_PATH", f"{TEST_TASKS}::{tmp_path / 'missing'}")
+    assert default_tasks_dirs() == [TEST_TASKS, tmp_path / "missing", REPO / "tasks"]
+    registry = discover()
+    assert set(registry.tasks) == REPO_TASKS | {
+        "FaultSleep",
+        "FaultKillSelf",
+        "FaultExit",
+        "FaultBigMessage",
+        "WithTasklets",
+    }
+    assert registry.failures == []
+    monkeypatch.delenv("LUTE_TASKS_PATH")
+    assert default_tasks_dirs() == [REPO / "tasks"]
+
+
+@pytest.fixture
+def entry_point_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"lute_ext_tasks_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "from lute_kernel.task import Task\n"
+        "class ExternalTask(Task):\n"
+        "    aliases = ('ExtAlias',)\n"
+        "    def run(self):\n"
+        "        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def fake_entry_points(*pairs: Any) -> List[Any]:
+    return [types.SimpleNamespace(name=name, value=value, group="lute_kernel.tasks") for name, value in pairs]
+
+
+def test_entry_point_tasks_are_registered(monkeypatch: pytest.MonkeyPatch, entry_point_module: str) -> None:
+    monkeypatch.setattr(
+        registry_module,
+        "_entry_points",
+        lambda: fake_entry_points(("ext", f"{entry_point_module}:anything"), ("bad", "no_such_module_lute_ep:x")),
+    )
+    registry = discover([], entry_points=True)
+
+    spec = registry.get("ExtAlias")
+    assert (spec.name, spec.module, spec.source, spec.tasks_dir) == (
+        "ExternalTask",
+        entry_point_module,
+        "entry point ext",
+        None,
+    )
+    assert import_task(spec.tasks_dir, spec.module, spec.name) is spec.cls
+    assert registry.failures == [
+        LoadFailure("entry point bad", "ModuleNotFoundError: No module named 'no_such_module_lute_ep'")
+    ]
+
+
+def test_entry_points_can_be_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail() -> List[Any]:
+        raise AssertionError("entry points must not be read")
+
+    monkeypatch.setattr(registry_module, "_entry_points", fail)
+    assert discover([], entry_points=False).tasks == {}
+
+
+def test_real_entry_point_lookup_returns_a_list() -> None:
+    found = registry_module._entry_points()
+    assert isinstance(found, list)
+    assert all(entry.group == registry_module.ENTRY_POINT_GROUP for entry in found)
