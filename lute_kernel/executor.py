@@ -115,9 +115,11 @@ class _Run:
             self.poller.register(self.cancel.fileno(), zmq.POLLIN)
         return proc
 
-    def handle_messages(self) -> None:
+    def handle_messages(self) -> int:
+        """Handle one batch of waiting messages; return how many there were."""
         assert self.server is not None
-        for identity, message in self.server.receive_ready():
+        batch = self.server.receive_ready()
+        for identity, message in batch:
             self.outcome.messages += 1
             body = message.body
             if message.kind == "hello":
@@ -141,6 +143,7 @@ class _Run:
                 self.on_event(RunEvent("log", f"{body.get('type')}: {body.get('message')}", message.rank, "ERROR"))
             elif message.kind == "bye":
                 self.bye_seen = True
+        return len(batch)
 
     def handle_pipe(self, fd: int) -> None:
         pipe = self.pipes[fd]
@@ -165,11 +168,11 @@ class _Run:
         poller = zmq.Poller()
         poller.register(self.server.socket, zmq.POLLIN)
         poller.register(self.server.monitor, zmq.POLLIN)
-        while not self.bye_seen:
-            self.server.drain_monitor()
-            self.handle_messages()
+        while True:
+            self.server.drain_monitor()  # first: messages read before a disconnect are queued by now
+            while self.handle_messages():
+                pass
             if self.bye_seen or self.server.all_disconnected():
-                self.handle_messages()
                 return
             remaining = limit - time.monotonic()
             if remaining <= 0 or not poller.poll(int(remaining * 1000) + 1):

@@ -7,12 +7,19 @@ into ``lute_kernel.api`` (the same calls Prefect flows make).
 
 from __future__ import annotations
 
+import gc
+
 from lute_kernel.cli.app import app
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    finally:
+        # Everything allocated so far lives until exit: skip walking it in the final collections
+        # (~80 ms of a short `run` on this machine).
+        gc.freeze()
 
 
 __all__ = ["app", "main"]

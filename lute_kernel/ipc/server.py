@@ -19,6 +19,8 @@ from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES, Message, decode, encode
 
 SOCKET_NAME = "s"
 UNIX_PATH_MAX = 107
+BATCH = 512
+"""Most messages handled per wake-up of the executor."""
 
 
 def endpoint_for(run_dir: Path) -> str:
@@ -50,10 +52,14 @@ class IpcServer:
         self.disconnected = 0
         self.rejected = 0
 
-    def receive_ready(self) -> List[Tuple[bytes, Message]]:
-        """Return every message waiting now (non-blocking); drop unauthenticated peers' messages."""
+    def receive_ready(self, limit: int = BATCH) -> List[Tuple[bytes, Message]]:
+        """Return up to ``limit`` waiting messages (non-blocking); drop unauthenticated peers' messages.
+
+        Bounded so that a Task flooding the socket cannot keep the executor from its deadline,
+        cancellation and pipes: the caller polls again for the rest.
+        """
         received: List[Tuple[bytes, Message]] = []
-        while True:
+        while len(received) < limit:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -75,6 +81,7 @@ class IpcServer:
                 self.rejected += 1
                 continue
             received.append((identity, message))
+        return received
 
     def drain_monitor(self) -> None:
         """Count connection events that arrived (non-blocking)."""

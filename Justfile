@@ -1,0 +1,69 @@
+# lute-kernel tasks. Run through ./dev (it sets up .venv first): ./dev test, ./dev demo, …
+# Inside an activated .venv plain `just <recipe>` works too.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+# The recipes use the tools of the project's .venv, whatever the caller's PATH.
+export PATH := justfile_directory() / ".venv" / "bin" + ":" + env_var("PATH")
+
+# List the recipes.
+default:
+    @"{{ just_executable() }}" --justfile "{{ justfile() }}" --list --unsorted
+
+# The whole test suite: unit, integration and functional tests, every marker (what CI runs).
+test *args:
+    pytest -q -p no:cacheprovider "$@"
+
+# Unit tests only (no end-to-end CLI runs): fast.
+test-unit *args:
+    pytest -q -p no:cacheprovider -m "not integration" "$@"
+
+# ruff (lint + format check) and mypy --strict on lute_kernel/; runs all three, fails if any fails.
+lint:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    rc=0
+    for cmd in "ruff check ." "ruff format --check ." "mypy"; do
+        echo "==> $cmd"
+        $cmd || rc=1
+    done
+    exit $rc
+
+# Apply ruff's formatting and safe fixes.
+fmt:
+    ruff format .
+    ruff check --fix .
+
+# Benchmarks: kernel overhead vs bare Python, IPC msg/s and MB/s. Writes bench/results/latest.json.
+bench *args:
+    python bench/run.py "$@"
+
+# Run real Tasks end to end from config/examples/test.yaml, in a fresh .demo/work.
+demo:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cfg=config/examples/test.yaml
+    export LUTE_REPO="$PWD" LUTE_WORK_DIR="$PWD/.demo/work"
+    rm -rf "$LUTE_WORK_DIR" && mkdir -p "$LUTE_WORK_DIR"
+    step() { printf '\n==> %s\n' "$*"; "$@"; }
+    echo "demo: work_dir $LUTE_WORK_DIR (the config's header reads it from \$LUTE_WORK_DIR)"
+    step lute-kernel tasks
+    step lute-kernel explain TestBinary -c "$cfg"
+    step lute-kernel run Tester -c "$cfg"
+    step lute-kernel run TestSocket -c "$cfg"
+    step lute-kernel run WriteTester -c "$cfg"
+    # TestReadOutput's in_file defaults to what TestWriteOutput recorded in the DB, so the
+    # whole file validates only once WriteTester has run (before, validate reports that section).
+    step lute-kernel validate -c "$cfg"
+    step lute-kernel run ReadTester -c "$cfg"
+    step lute-kernel run TestBinary -c "$cfg"
+    # A Task that fails on purpose: exit code 1 and a FAILED row with valid_flag 0 are expected.
+    rc=0
+    step lute-kernel run TestBinaryErr -c "$cfg" || rc=$?
+    if [[ $rc -ne 1 ]]; then echo "demo: TestBinaryErr should exit 1 (Task failed), got $rc" >&2; exit 1; fi
+    echo "(exit code 1, as expected)"
+    step lute-kernel db ls -c "$cfg"
+    step lute-kernel db show Test -c "$cfg"
+    printf '\ndemo: done. The DB is %s/lute.db; try: .venv/bin/lute-kernel db show TestBinaryErr -w %s\n' \
+        "$LUTE_WORK_DIR" "$LUTE_WORK_DIR"

@@ -1,0 +1,130 @@
+"""Run every benchmark (what `just bench` runs), print a table, write bench/results/latest.json.
+
+Benchmarks measure; they never assert (the tests do that). Targets from issue 2:
+kernel overhead <= 1.5x a bare run, >= 50 000 small msg/s, >= 500 MB/s for 8 MB arrays.
+
+    python bench/run.py [--runs 15] [--messages 100000] [--arrays 100] [--kernel-arrays 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import ipc  # noqa: E402
+import overhead  # noqa: E402
+
+RESULTS = HERE / "results" / "latest.json"
+
+
+def machine() -> Dict[str, Any]:
+    """Where and when the numbers were taken."""
+    from lute_kernel import __version__
+
+    commit = subprocess.run(
+        ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "lute_kernel": __version__,
+        "commit": commit or "unknown",
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # other work on the machine skews timings
+    }
+
+
+def table(results: Dict[str, Any]) -> List[Tuple[str, str, str, str]]:
+    """Rows of (benchmark, result, target, verdict)."""
+    o, i = results["overhead"], results["ipc"]
+    small, big, kernel = i["small_messages"], i["big_arrays"], i["through_kernel"]
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISS"
+
+    return [
+        (
+            "overhead: run Test / bare python",
+            f"{o['ratio']:.2f}x ({o['kernel']['median_s'] * 1e3:.0f} / {o['bare']['median_s'] * 1e3:.0f} ms)",
+            f"<= {o['target_ratio']}x",
+            verdict(o["ratio"] <= o["target_ratio"]),
+        ),
+        (
+            "ipc: small log messages",
+            f"{small['msg_per_s']:,.0f} msg/s",
+            f">= {ipc.TARGET_MSG_S:,} msg/s",
+            verdict(small["msg_per_s"] >= ipc.TARGET_MSG_S),
+        ),
+        (
+            "ipc: 8 MB float64 arrays",
+            f"{big['mb_per_s']:,.0f} MB/s",
+            f">= {ipc.TARGET_MB_S} MB/s",
+            verdict(big["mb_per_s"] >= ipc.TARGET_MB_S),
+        ),
+        (
+            "kernel: run TestSocket 50 x 8 MB",
+            f"{kernel['mb_per_s_task']:,.0f} MB/s (run) / {kernel['mb_per_s_wall']:,.0f} MB/s (command)",
+            "-",
+            "-",
+        ),
+    ]
+
+
+def print_table(rows: List[Tuple[str, str, str, str]]) -> None:
+    """Print rows as an aligned plain-text table."""
+    header = ("benchmark", "result", "target", "")
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """Run everything, print details then the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15, help="overhead: timed runs of each side (>= 10)")
+    parser.add_argument("--messages", type=int, default=100_000, help="ipc: small messages")
+    parser.add_argument("--arrays", type=int, default=100, help="ipc: 8 MB arrays over the socket")
+    parser.add_argument("--kernel-arrays", type=int, default=50, help="ipc: 8 MB arrays TestSocket sends")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
+    args = parser.parse_args(list(argv) or None)
+
+    results: Dict[str, Any] = {"machine": machine()}
+    if results["machine"]["load_average_1_5_15"][0] > 0.5:
+        print(f"note: load average {results['machine']['load_average_1_5_15']}: other work skews the timings\n")
+    results["overhead"] = overhead.run(max(args.runs, 10))
+    overhead.report(results["overhead"])
+    print()
+    results["ipc"] = ipc.run(args.messages, args.arrays, args.kernel_arrays)
+    ipc.report(results["ipc"])
+    print()
+    rows = table(results)
+    results["table"] = [dict(zip(("benchmark", "result", "target", "verdict"), row)) for row in rows]
+    m = results["machine"]
+    m["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(
+        f"lute-kernel {m['lute_kernel']} ({m['commit']}), Python {m['python']}, {m['cpus']} CPUs, {m['date']},"
+        f" load {m['load_average_1_5_15'][0]} -> {m['load_average_after'][0]}"
+    )
+    print_table(rows)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\nwritten: {args.output.relative_to(Path.cwd()) if args.output.is_relative_to(Path.cwd()) else args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
