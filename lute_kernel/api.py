@@ -8,7 +8,9 @@ bad input, raised before anything is launched or written), outcomes are return v
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import secrets
 import socket
 import threading
 from dataclasses import dataclass
@@ -75,18 +77,25 @@ class RunOutcome:
         return self.status == TaskStatus.COMPLETED
 
 
-def _process_spec(spec: TaskSpec, params: TaskParameters) -> ProcessSpec:
+def _process_spec(spec: TaskSpec, params: TaskParameters, site: SiteProfile) -> ProcessSpec:
     cls = spec.cls
-    common = dict(
+    work_dir = params.lute_config.work_dir
+    if issubclass(cls, ThirdPartyTask):
+        argv, env = tuple(cls.build_argv(params)), {}
+    else:
+        argv, env = (PYTHON, "-m", "lute_kernel.worker"), {"LUTE_TASK": spec.name, "PYTHONUNBUFFERED": "1"}
+    return ProcessSpec(
+        argv=argv,
+        env=env,
         passthrough_env=tuple(cls.env),
-        cwd=params.lute_config.work_dir,
+        cwd=work_dir,
         resources=cls.resources,
         image=cls.image,
+        # Planned, not made: a container's argv names it; the executor creates it, mode 0700.
+        run_dir=str(site.socket_root() / f"lute-{secrets.token_hex(6)}"),
+        read_only_paths=(spec.tasks_dir or os.path.dirname(inspect.getfile(cls)),),
+        writable_paths=(work_dir,),
     )
-    if issubclass(cls, ThirdPartyTask):
-        return ProcessSpec(argv=tuple(cls.build_argv(params)), **common)  # type: ignore[arg-type]
-    env = {"LUTE_TASK": spec.name, "PYTHONUNBUFFERED": "1"}
-    return ProcessSpec(argv=(PYTHON, "-m", "lute_kernel.worker"), env=env, **common)  # type: ignore[arg-type]
 
 
 def prepare(
@@ -107,8 +116,8 @@ def prepare(
     params = validate_parameters(spec, config, header)
     profile = load_site(site)
     plan = build_plan(
-        _process_spec(spec, params),
-        make_runtime(runtime or profile.runtime, profile.env_allowlist),
+        _process_spec(spec, params, profile),
+        make_runtime(runtime or profile.runtime, profile),
         make_launcher(profile.launcher),
         env,
     )

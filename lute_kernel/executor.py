@@ -82,7 +82,11 @@ class _Run:
         self.on_event, self.cancel = on_event, cancel
         self.outcome = ExecutionOutcome(status=TaskStatus.RUNNING, exit_code=None)
         self.poller = zmq.Poller()
-        self.run_dir = Path(tempfile.mkdtemp(prefix="lute-", dir=settings.run_root))
+        if plan.run_dir:  # planned (its path is in a container's bind argv): made here, private
+            self.run_dir = Path(plan.run_dir)
+            self.run_dir.mkdir(mode=0o700)
+        else:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="lute-", dir=settings.run_root))
         self.server: Optional[IpcServer] = None
         self.hello_seen = False
         self.bye_seen = False
@@ -92,11 +96,11 @@ class _Run:
         env = dict(self.plan.env)
         if self.request is not None:
             self.server = IpcServer(self.run_dir, secrets.token_hex(16), max_bytes=self.settings.max_bytes)
-            env.update(
-                LUTE_IPC_ENDPOINT=self.server.endpoint,
-                LUTE_IPC_TOKEN=self.server.token,
-                LUTE_IPC_MAX_BYTES=str(self.settings.max_bytes),  # the worker fails at send, with advice
-            )
+            prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
+            env[f"{prefix}LUTE_IPC_ENDPOINT"] = self.plan.ipc_endpoint or self.server.endpoint
+            env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
+            # The worker then fails at send time, with advice, rather than the kernel at receive time.
+            env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
             self.poller.register(self.server.socket, zmq.POLLIN)
             self.poller.register(self.server.monitor, zmq.POLLIN)
         proc = spawn(replace(self.plan, env=env))

@@ -7,7 +7,7 @@ exact argv/env/cwd the executor will spawn) and ``build_plan``, which composes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Mapping, Optional, Tuple
 
 from lute_kernel.launchers.base import Launcher
@@ -28,6 +28,9 @@ class ProcessSpec:
     cwd: str = "."
     resources: Resources = field(default_factory=Resources)
     image: Optional[str] = None
+    run_dir: str = ""
+    read_only_paths: Tuple[str, ...] = ()
+    writable_paths: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,16 @@ class LaunchPlan:
     launcher: str
     image: Optional[str] = None
     image_sha256: Optional[str] = None
+    run_dir: str = ""
+    ipc_endpoint: str = ""
+    task_env_prefix: str = ""
+    """How the executor passes a variable to the Task without argv (``APPTAINERENV_`` in containers)."""
 
 
 def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
     """Compose the launch: the runtime wraps the process, the launcher wraps the runtime."""
     launcher.check(spec.resources, runtime)
+    spec = replace(spec, env=runtime.task_environment(spec, host_env))
     inner = runtime.wrap(spec)
     argv = launcher.wrap(inner, spec.resources)
     return LaunchPlan(
@@ -56,4 +64,7 @@ def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env
         launcher=launcher.name,
         image=runtime.image_name(spec),
         image_sha256=runtime.image_digest(spec),
+        run_dir=spec.run_dir,
+        ipc_endpoint=runtime.ipc_endpoint(spec.run_dir) if spec.run_dir else "",
+        task_env_prefix=runtime.task_env_prefix,
     )

@@ -19,6 +19,7 @@ from lute_kernel.task import Task
 class Test(Task):
     """Simplest test Task: ten progress steps, a summary, optionally an error."""
 
+    image = "smoke"
     aliases = ("Tester",)
 
     class Parameters(TaskParameters):
@@ -53,6 +54,7 @@ class Test(Task):
 class TestSocket(Task):
     """Sends numpy arrays to the host over the socket, then returns one as the payload."""
 
+    image = "smoke"
     aliases = ("SocketTester",)
 
     class Parameters(TaskParameters):
@@ -77,6 +79,7 @@ class TestSocket(Task):
 class TestWriteOutput(Task):
     """Writes random values (one per line) under work_dir; the file's path is the result."""
 
+    image = "smoke"
     aliases = ("WriteTester",)
 
     class Parameters(TaskParameters):
@@ -112,6 +115,7 @@ class TestWriteOutput(Task):
 class TestReadOutput(Task):
     """Reads TestWriteOutput's file; ``in_file`` defaults to the path TestWriteOutput last recorded."""
 
+    image = "smoke"
     aliases = ("ReadTester",)
 
     class Parameters(TaskParameters):

@@ -16,6 +16,7 @@ BIN = Path(__file__).resolve().parent / "bin"
 class TestBinary(ThirdPartyTask):
     """Runs a multi-threaded test program that exits 0."""
 
+    image = "smoke"
     aliases = ("BinaryTester",)
 
     class Parameters(ThirdPartyParameters):
@@ -28,6 +29,7 @@ class TestBinary(ThirdPartyTask):
 class TestBinaryErr(ThirdPartyTask):
     """Runs the same test program, which then exits non-zero."""
 
+    image = "smoke"
     aliases = ("BinaryErrTester",)
 
     class Parameters(ThirdPartyParameters):

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from lute_kernel.errors import InputError
+from lute_kernel.runtimes.apptainer import ApptainerRuntime
 from lute_kernel.runtimes.base import Runtime
 from lute_kernel.runtimes.local import LocalRuntime
 
-BUILTIN_RUNTIMES: Dict[str, type[Runtime]] = {"local": LocalRuntime}
+if TYPE_CHECKING:
+    from lute_kernel.sites import SiteProfile
+
+BUILTIN_RUNTIMES: Dict[str, Callable[[SiteProfile], Runtime]] = {
+    "local": lambda site: LocalRuntime(env_allowlist=site.env_allowlist),
+    "apptainer": ApptainerRuntime,
+}
 
 
-def make_runtime(name: str, env_allowlist: Sequence[str] = ()) -> Runtime:
-    """Return the runtime called ``name``."""
-    try:
-        cls = BUILTIN_RUNTIMES[name]
-    except KeyError:
-        raise InputError(
-            f"runtime {name!r} is not available here (available: {', '.join(sorted(BUILTIN_RUNTIMES))})"
-        ) from None
-    return cls(env_allowlist=env_allowlist)
+def make_runtime(name: str, site: Optional[SiteProfile] = None) -> Runtime:
+    """Return the runtime called ``name``, set up from the site profile (default: the local site)."""
+    if name not in BUILTIN_RUNTIMES:
+        raise InputError(f"runtime {name!r} is not available here (available: {', '.join(sorted(BUILTIN_RUNTIMES))})")
+    if site is None:
+        from lute_kernel.sites import load_site
+
+        site = load_site()
+    return BUILTIN_RUNTIMES[name](site)

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 if TYPE_CHECKING:
     from lute_kernel.plan import ProcessSpec
 
-BASE_ENV_ALLOWLIST: Tuple[str, ...] = (
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ", "TMPDIR", "TERM",
-    "VIRTUAL_ENV", "PYTHONPATH",
+TASK_ENV_ALLOWLIST: Tuple[str, ...] = (
+    "LANG", "LC_*", "TZ", "TERM",
     "LUTE_*", "SLURM_*", "PMI_*", "PMIX_*", "OMPI_*", "UCX_*", "MPIR_*", "HYDRA_*",
 )  # fmt: skip
-"""Host variables every runtime passes through (exact names, or prefixes with '*')."""
+"""Host variables every runtime passes to the Task (exact names, or prefixes with '*')."""
+
+HOST_ENV_ALLOWLIST: Tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+"""Variables that describe the host itself: the local runtime passes them; a container must not get them."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,32 @@ class Runtime(ABC):
     name: str = ""
     capabilities = RuntimeCapabilities()
 
+    task_env_prefix: str = ""
+    """Prefix under which the spawned process passes a variable on to the Task (see LaunchPlan)."""
+
     def __init__(self, env_allowlist: Sequence[str] = ()) -> None:
-        self.env_allowlist: List[str] = [*BASE_ENV_ALLOWLIST, *env_allowlist]
+        self.env_allowlist: List[str] = [*TASK_ENV_ALLOWLIST, *env_allowlist]
 
     @abstractmethod
     def wrap(self, spec: ProcessSpec) -> List[str]:
         """Return the argv that runs ``spec`` in this runtime."""
 
-    def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
-        """Return the environment of the spawned process: allowlisted host variables plus the spec's."""
+    def task_environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
+        """Return the Task's environment: allowlisted host variables plus the spec's own.
+
+        ``build_plan`` stores it as the spec's ``env`` before ``wrap`` and ``environment`` see it.
+        """
         env = allowed_env(host_env, [*self.env_allowlist, *spec.passthrough_env])
         env.update(spec.env)
         return env
+
+    def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
+        """Return the environment of the spawned process (by default: the Task's)."""
+        return self.task_environment(spec, host_env)
+
+    def ipc_endpoint(self, run_dir: str) -> str:
+        """Return the socket address as the Task sees it."""
+        return f"ipc://{run_dir}/s"
 
     def image_name(self, spec: ProcessSpec) -> Optional[str]:
         """Return the image the process runs in, if any."""

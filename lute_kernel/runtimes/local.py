@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping
 
-from lute_kernel.runtimes.base import Runtime, RuntimeCapabilities
+from lute_kernel.runtimes.base import HOST_ENV_ALLOWLIST, Runtime, RuntimeCapabilities, allowed_env
 
 if TYPE_CHECKING:
     from lute_kernel.plan import ProcessSpec
@@ -30,7 +30,8 @@ class LocalRuntime(Runtime):
 
         The worker must import the same kernel as the host, installed or not.
         """
-        env = super().environment(spec, host_env)
+        env = allowed_env(host_env, HOST_ENV_ALLOWLIST)
+        env.update(super().environment(spec, host_env))
         kernel_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (kernel_root, env.get("PYTHONPATH", "")) if p)
         return env

@@ -105,8 +105,8 @@ def test_tasks_lists_name_image_kind_and_aliases(cli_env: Dict[str, str]) -> Non
         parts = [cell.strip() for cell in line.strip("│ ").split("│")]
         if len(parts) >= 4:
             cells[parts[0]] = parts[1:]
-    assert cells["Test"][:3] == ["base", "python", "Tester"]
-    assert cells["TestBinary"][:3] == ["base", "binary", "BinaryTester"]
+    assert cells["Test"][:3] == ["smoke", "python", "Tester"]
+    assert cells["TestBinary"][:3] == ["smoke", "binary", "BinaryTester"]
     assert cells["TestReadOutput"][2] == "ReadTester"
     assert "FaultSleep" in cells  # LUTE_TASKS_PATH folders are discovered too
 

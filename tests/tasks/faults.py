@@ -15,6 +15,8 @@ from lute_kernel.tasklets import Tasklet
 class FaultSleep(Task):
     """Sleeps (optionally after starting a child that would outlive it)."""
 
+    image = "smoke"
+
     class Parameters(TaskParameters):
         seconds: float = param(30.0, "How long to sleep.")
         spawn_child: bool = param(False, "Start a long `sleep` child first and log its pid.")
@@ -36,6 +38,8 @@ class FaultSleep(Task):
 
 class FaultKillSelf(Task):
     """Kills its own process with SIGKILL after one log line."""
+
+    image = "smoke"
 
     def run(self) -> None:
         self.log.info("about to die")

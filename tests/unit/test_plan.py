@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -17,8 +18,9 @@ from lute_kernel.launchers.direct import DirectLauncher
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.registry import discover
 from lute_kernel.runtimes import BUILTIN_RUNTIMES, make_runtime
-from lute_kernel.runtimes.base import BASE_ENV_ALLOWLIST, Runtime, RuntimeCapabilities, allowed_env
+from lute_kernel.runtimes.base import HOST_ENV_ALLOWLIST, TASK_ENV_ALLOWLIST, Runtime, RuntimeCapabilities, allowed_env
 from lute_kernel.runtimes.local import LocalRuntime
+from lute_kernel.sites import SiteProfile
 from lute_kernel.task import Resources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,9 +93,11 @@ def test_allowed_env_matches_exact_names_and_star_prefixes_case_sensitively() ->
     assert allowed_env(host, []) == {}
 
 
-def test_base_allowlist_covers_mpi_and_slurm() -> None:
-    for pattern in ("LUTE_*", "SLURM_*", "PMI_*", "PMIX_*", "OMPI_*", "PATH", "HOME"):
-        assert pattern in BASE_ENV_ALLOWLIST
+def test_task_allowlist_covers_mpi_and_slurm_but_not_host_paths() -> None:
+    for pattern in ("LUTE_*", "SLURM_*", "PMI_*", "PMIX_*", "OMPI_*", "UCX_*"):
+        assert pattern in TASK_ENV_ALLOWLIST
+    for name in ("PATH", "HOME", "PYTHONPATH"):
+        assert name in HOST_ENV_ALLOWLIST and name not in TASK_ENV_ALLOWLIST
 
 
 def test_direct_launcher_leaves_argv_unchanged() -> None:
@@ -120,18 +124,18 @@ def test_build_plan_refuses_several_ranks_with_direct() -> None:
 
 def test_make_runtime_and_make_launcher_unknown_names_list_the_available_ones() -> None:
     with pytest.raises(InputError) as info:
-        make_runtime("apptainer")
-    assert str(info.value) == "runtime 'apptainer' is not available here (available: local)"
+        make_runtime("docker")
+    assert str(info.value) == "runtime 'docker' is not available here (available: apptainer, local)"
     with pytest.raises(InputError) as info:
         make_launcher("srun")
     assert str(info.value) == "launcher 'srun' is not available here (available: direct)"
-    assert sorted(BUILTIN_RUNTIMES) == ["local"] and sorted(BUILTIN_LAUNCHERS) == ["direct"]
+    assert sorted(BUILTIN_RUNTIMES) == ["apptainer", "local"] and sorted(BUILTIN_LAUNCHERS) == ["direct"]
 
 
 def test_make_runtime_adds_the_site_allowlist() -> None:
-    runtime = make_runtime("local", ["SIT_*", "PS_*"])
+    runtime = make_runtime("local", SiteProfile(name="t", env_allowlist=["SIT_*", "PS_*"]))
     assert isinstance(runtime, LocalRuntime)
-    assert runtime.env_allowlist == [*BASE_ENV_ALLOWLIST, "SIT_*", "PS_*"]
+    assert runtime.env_allowlist == [*TASK_ENV_ALLOWLIST, "SIT_*", "PS_*"]
     assert isinstance(make_launcher("direct"), DirectLauncher)
 
 
@@ -229,12 +233,17 @@ def test_prepare_plans_a_python_task_as_the_worker(
     prepare_with: Callable[..., api.PreparedRun], work_dir: Path
 ) -> None:
     prepared = prepare_with("Tester", {"Test": {"compound_var": {"int_var": 2}}}, {"PATH": "/bin", "SECRET": "s"})
+    run_dir = prepared.plan.run_dir
+    assert Path(run_dir).parent == Path(tempfile.gettempdir()) and Path(run_dir).name.startswith("lute-")
+    assert not Path(run_dir).exists()  # planned only: the executor makes it
     assert prepared.plan == LaunchPlan(
         argv=(sys.executable, "-m", "lute_kernel.worker"),
         env={"PATH": "/bin", "LUTE_TASK": "Test", "PYTHONUNBUFFERED": "1", "PYTHONPATH": KERNEL_ROOT},
         cwd=str(work_dir),
         runtime="local",
         launcher="direct",
+        run_dir=run_dir,
+        ipc_endpoint=f"ipc://{run_dir}/s",
     )
     assert prepared.request is not None
     assert {k: prepared.request[k] for k in ("task", "module", "class")} == {

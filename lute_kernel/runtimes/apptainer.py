@@ -1,0 +1,121 @@
+"""The Apptainer runtime: the Task runs in its image with ``apptainer exec``. Pure argv building.
+
+Owns the container argv: isolation flags (``--containall --cleanenv --no-home``), explicit binds
+(the run directory at a short fixed path for the socket; the kernel and Task folders read-only at
+their host paths, so images never need a rebuild when the kernel changes; work_dir and the site's
+data paths read-write), the Task's environment as ``--env`` pairs from an allowlist, ``--nv`` for
+GPU Tasks, ``/dev/shm`` for MPI Tasks, and the image's own Python. Spawns nothing; the image is
+looked up in the build manifest (``lute_kernel.images``), never hashed here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
+
+from lute_kernel.errors import InputError
+from lute_kernel.runtimes.base import Runtime, RuntimeCapabilities, allowed_env
+
+if TYPE_CHECKING:
+    from lute_kernel.images import BuiltImage
+    from lute_kernel.plan import ProcessSpec
+    from lute_kernel.sites import SiteProfile
+
+SPAWN_ENV_ALLOWLIST: Tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TMPDIR", "APPTAINER_*")
+"""What the ``apptainer`` client process itself needs from the host (not passed into the Task)."""
+
+KERNEL_PACKAGE = Path(__file__).resolve().parents[1]
+"""The ``lute_kernel`` package folder, bound read-only into every container."""
+
+
+def parse_bind(spec: str) -> Tuple[str, str, str]:
+    """Split ``src[:dst[:opts]]`` into its parts (dst defaults to src)."""
+    parts = spec.split(":")
+    if not parts[0] or len(parts) > 3:
+        raise InputError(f"bad bind {spec!r}: use 'src', 'src:dst' or 'src:dst:ro'")
+    src = parts[0]
+    dst = parts[1] if len(parts) > 1 and parts[1] else src
+    opts = parts[2] if len(parts) > 2 else ""
+    return src, dst, opts
+
+
+class ApptainerRuntime(Runtime):
+    """Runs the process inside the Task's image with ``apptainer exec``."""
+
+    name = "apptainer"
+    capabilities = RuntimeCapabilities(supports_mpi=True, isolates_env=True, isolates_filesystem=True)
+    task_env_prefix = "APPTAINERENV_"
+
+    def __init__(self, site: SiteProfile) -> None:
+        super().__init__(site.env_allowlist)
+        self.site = site
+        self.settings = site.apptainer
+        self._images: Dict[str, BuiltImage] = {}
+
+    def image(self, spec: ProcessSpec) -> BuiltImage:
+        """Return the built image of the spec (InputError naming `just build-image` when missing)."""
+        if not spec.image:
+            raise InputError("this Task names no image; it cannot run in the apptainer runtime")
+        if spec.image not in self._images:
+            from lute_kernel.images import find_image
+
+            self._images[spec.image] = find_image(spec.image, self.site)
+        return self._images[spec.image]
+
+    def ipc_endpoint(self, run_dir: str) -> str:
+        """The run directory is bound at a short fixed path inside."""
+        return f"ipc://{self.settings.ipc_mount}/s"
+
+    def binds(self, spec: ProcessSpec) -> List[str]:
+        """Return the ``--bind`` values, in order."""
+        binds: List[str] = []
+        if spec.run_dir:
+            binds.append(f"{spec.run_dir}:{self.settings.ipc_mount}")
+        for path in (str(KERNEL_PACKAGE), *spec.read_only_paths):
+            binds.append(f"{path}:{path}:ro")
+        binds.extend(spec.writable_paths)
+        for site_bind in self.settings.binds:
+            src, dst, opts = parse_bind(site_bind)
+            if os.path.exists(src):  # a site lists its data areas; a node may lack some
+                binds.append(":".join(p for p in (src, dst, opts) if p))
+        if spec.resources.ranks > 1:
+            binds.append("/dev/shm")  # MPICH's shared-memory transport under --containall
+        return binds
+
+    def task_environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
+        """Return the variables the Task gets (passed with ``--env``): the allowlist, GPU ones, Python's."""
+        env = super().task_environment(spec, host_env)
+        if spec.resources.gpus:
+            env.update(allowed_env(host_env, self.settings.gpu_env))
+        env["PYTHONNOUSERSITE"] = "1"
+        env["PYTHONPATH"] = str(KERNEL_PACKAGE.parent)
+        return env
+
+    def wrap(self, spec: ProcessSpec) -> List[str]:
+        """Return ``apptainer exec <flags> <binds> <env> <sif> <argv>``."""
+        from lute_kernel.plan import PYTHON
+
+        argv: List[str] = [self.settings.binary, "exec", *self.settings.exec_flags, *self.settings.extra_args]
+        if spec.resources.gpus:
+            argv.append("--nv")
+        argv.extend(["--pwd", spec.cwd])
+        for bind in self.binds(spec):
+            argv.extend(["--bind", bind])
+        for key, value in sorted(spec.env.items()):
+            argv.extend(["--env", f"{key}={value}"])
+        argv.append(str(self.image(spec).sif))
+        argv.extend(self.settings.python if arg == PYTHON else arg for arg in spec.argv)
+        return argv
+
+    def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
+        """Return the environment of the ``apptainer`` process itself (the Task's goes in argv)."""
+        return allowed_env(host_env, SPAWN_ENV_ALLOWLIST)
+
+    def image_name(self, spec: ProcessSpec) -> Optional[str]:
+        """Return the image's name."""
+        return spec.image
+
+    def image_digest(self, spec: ProcessSpec) -> Optional[str]:
+        """Return the SIF's sha256 as recorded when it was built."""
+        return self.image(spec).sha256
