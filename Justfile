@@ -35,6 +35,14 @@ fmt:
     ruff format .
     ruff check --fix .
 
+# Build the Apptainer images: all this site can build, or the NAMES given (parents first); unchanged ones are skipped.
+build-images *names:
+    lute-kernel images build "$@"
+
+# Build one image and its parents: just build-image psana2 [--force]
+build-image name *args:
+    lute-kernel images build "$@"
+
 # Benchmarks: kernel overhead vs bare Python, IPC msg/s and MB/s. Writes bench/results/latest.json.
 bench *args:
     python bench/run.py "$@"

@@ -19,6 +19,63 @@ from lute_kernel.errors import ConfigError
 DEFAULT_SITE = "local"
 
 
+class ApptainerSettings(BaseModel):
+    """How Tasks run in Apptainer at this site (``apptainer:`` in the site profile)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    binary: str = Field("apptainer", description="The apptainer (or singularity) command.")
+    exec_flags: List[str] = Field(
+        default_factory=lambda: ["--containall", "--cleanenv", "--no-home"],
+        description="Isolation flags of every `apptainer exec`.",
+    )
+    extra_args: List[str] = Field(default_factory=list, description="More `apptainer exec` options for this site.")
+    python: str = Field("python3", description="The image's Python (runs `-m lute_kernel.worker`).")
+    binds: List[str] = Field(
+        default_factory=list,
+        description="Data paths bound at the same place inside ('/sdf/data' or 'src:dst[:ro]'); missing ones skipped.",
+    )
+    ipc_mount: str = Field("/lute/ipc", description="Where the run directory (and its socket) appears inside.")
+    gpu_env: List[str] = Field(
+        default_factory=lambda: ["CUDA_VISIBLE_DEVICES", "NVIDIA_*"], description="Variables passed to GPU Tasks."
+    )
+
+
+class ImageSettings(BaseModel):
+    """How this site builds images (``images:`` in the site profile; used by ``lute-kernel images``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap: Literal["debootstrap", "docker"] = Field(
+        "debootstrap",
+        description="How the base image starts: 'debootstrap' from a Debian mirror, or 'docker' from a registry.",
+    )
+    debian_release: str = Field("bookworm", description="Debian release of the base image.")
+    debian_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror (debootstrap bootstrap).")
+    docker_from: str = Field("debian:bookworm-slim", description="Registry image of the base (docker bootstrap).")
+    trust_host_ca: bool = Field(
+        False,
+        description="Copy the host's extra CA certificates into the base image (for TLS-intercepting networks).",
+    )
+    host_ca_files: List[str] = Field(
+        default_factory=lambda: ["/usr/local/share/ca-certificates/*.crt"],
+        description="Globs of the host CA certificates trusted when trust_host_ca is true.",
+    )
+    pip_index_url: Optional[str] = Field(None, description="pip --index-url inside image builds.")
+    pip_extra_index_urls: List[str] = Field(default_factory=list, description="pip --extra-index-url values.")
+    images_dir: Optional[str] = Field(
+        None, description="Build records and SIF links (default: the repo's images/; $LUTE_IMAGES_DIR overrides)."
+    )
+    cache_dir: str = Field(
+        "~/.cache/lute-kernel/images",
+        description="Where built SIFs live, shared across clones ($LUTE_IMAGE_CACHE overrides).",
+    )
+    compression: Literal["gzip", "lz4", "zstd", "xz"] = Field("zstd", description="SIF squashfs compression.")
+    fakeroot: bool = Field(True, description="Build with `apptainer build --fakeroot`.")
+    build_tmpdir: Optional[str] = Field(None, description="APPTAINER_TMPDIR for builds (needs the unpacked size).")
+    build_args: List[str] = Field(default_factory=list, description="More `apptainer build` options.")
+
+
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
 
@@ -26,7 +83,7 @@ class SiteProfile(BaseModel):
 
     name: str
     description: str = ""
-    runtime: Literal["local", "apptainer"] = "local"
+    runtime: Literal["local", "apptainer"] = Field("local", description="Default runtime (`--runtime` overrides).")
     launcher: Literal["direct"] = "direct"
     run_dir_root: Optional[str] = Field(
         None,
@@ -39,6 +96,8 @@ class SiteProfile(BaseModel):
     )
     elog_url: Optional[str] = Field(None, description="eLog base URL; summaries are posted there as run parameters.")
     ipc_max_bytes: int = Field(1 << 30, gt=0, description="Cap on one IPC message.")
+    apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     def socket_root(self) -> Path:
         """Return the folder that holds run directories."""

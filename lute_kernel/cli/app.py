@@ -12,6 +12,7 @@ import typer
 from lute_kernel.cli.common import ConfigPath, RuntimeOption, SiteOption, reported_errors
 from lute_kernel.cli.config_cmd import config_app
 from lute_kernel.cli.db import db_app
+from lute_kernel.cli.images import images_app
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(images_app, name="images")
 
 TaskArgument = Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")]
 

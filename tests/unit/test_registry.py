@@ -18,7 +18,15 @@ from lute_kernel.task import Task, ThirdPartyTask
 REPO = Path(__file__).resolve().parents[2]
 TEST_TASKS = REPO / "tests" / "tasks"
 
-REPO_TASKS = {"Test", "TestBinary", "TestBinaryErr", "TestSocket", "TestWriteOutput", "TestReadOutput"}
+REPO_TASKS = {
+    "Test",
+    "TestBinary",
+    "TestBinaryErr",
+    "TestSocket",
+    "TestWriteOutput",
+    "TestReadOutput",
+    "SmallDataPsana2",
+}
 REPO_ALIASES = {
     "Tester": "Test",
     "BinaryTester": "TestBinary",
@@ -203,6 +211,7 @@ def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.Monke
         "FaultExit",
         "FaultBigMessage",
         "WithTasklets",
+        "ProbeEnvironment",
     }
     assert registry.failures == []
     monkeypatch.delenv("LUTE_TASKS_PATH")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lute_kernel.errors import ConfigError
-from lute_kernel.sites import DEFAULT_SITE, SiteProfile, available_sites, load_site, sites_dir
+from lute_kernel.sites import DEFAULT_SITE, ImageSettings, SiteProfile, available_sites, load_site, sites_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,6 +40,7 @@ def test_default_site_is_local() -> None:
         env_allowlist=[],
         elog_url=None,
         ipc_max_bytes=1 << 30,
+        images=ImageSettings(trust_host_ca=True),  # image builds here trust the host's extra CAs
     )
     assert load_site().socket_root() == Path(tempfile.gettempdir())
 

@@ -1,0 +1,72 @@
+"""The ``images`` commands: build the Apptainer images, list what is built and what is stale."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from lute_kernel.cli.common import SiteOption, reported_errors
+
+NamesArgument = Annotated[
+    Optional[List[str]],
+    typer.Argument(help="Images to build (their parents first). Default: every image this site can build."),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Rebuild the named images even when up to date.")]
+
+images_app = typer.Typer(
+    help="Build and list the Apptainer images of the Tasks' software environments (recipes/*.def.j2).",
+    no_args_is_help=True,
+)
+
+
+@images_app.command("build")
+def build(
+    names: NamesArgument = None,
+    force: ForceOption = False,
+    site: SiteOption = None,
+) -> None:
+    """Build images from their recipes; unchanged ones are skipped, cached ones are linked."""
+    from lute_kernel.images.build import build_images
+    from lute_kernel.sites import load_site
+
+    with reported_errors():
+        outcomes = build_images(names or [], load_site(site), force=force)
+    done = ", ".join(f"{o.name} {o.action}" for o in outcomes) or "nothing to build"
+    typer.echo(f"images: {done}")
+
+
+@images_app.command("ls")
+def list_images(site: SiteOption = None) -> None:
+    """List every recipe: built?, stale?, address, SIF sha256, size, build time, site restriction."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lute_kernel.images.status import image_statuses
+    from lute_kernel.sites import load_site
+
+    with reported_errors():
+        rows = image_statuses(load_site(site))
+    table = Table("image", "built", "stale", "address", "sha256", "size", "built at", "sites", "parent")
+    problems = []
+    for row in rows:
+        record = row.record
+        stale = {None: "-", True: "[yellow]stale[/yellow]", False: "no"}[row.stale]
+        table.add_row(
+            row.name,
+            "[green]yes[/green]" if row.built else "[red]no[/red]",
+            stale,
+            row.address[:16] if row.address else "-",
+            record.sha256[:12] if record and row.built else "-",
+            f"{record.size / 1e6:.0f} MB" if record and row.built else "-",
+            record.built_at.replace("T", " ").replace("+00:00", "Z") if record and row.built else "-",
+            row.restriction or "all",
+            row.parent or "-",
+        )
+        if row.problem:
+            problems.append(f"{row.name}: {row.problem}")
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: keep addresses whole
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]problem[/red] {problem}", highlight=False)

@@ -1,0 +1,95 @@
+"""The one seam through which image builds spawn ``apptainer``.
+
+Owns running ``apptainer build`` with its output streamed live (raw bytes, so progress bars stay
+progress bars) to the terminal and to a log file, and asking ``apptainer --version``. Unit tests
+put a fake ``apptainer`` on PATH, or replace ``run_build_command``. Must not decide what to build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from lute_kernel.errors import LuteError
+
+OutputSink = Callable[[bytes], None]
+
+
+class ImageBuildError(LuteError):
+    """An image build failed (the previous image, if any, is kept)."""
+
+
+def terminal_output(chunk: bytes) -> None:
+    """Write build output to stdout as it arrives."""
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+def build_argv(
+    binary: str, target: Path, definition: Path, *, fakeroot: bool, compression: str, extra: Sequence[str]
+) -> List[str]:
+    """Return the ``apptainer build`` argv (pure: the builder and tests share it)."""
+    argv = [binary, "build", "--force"]
+    if fakeroot:
+        argv.append("--fakeroot")
+    if compression != "gzip":  # gzip is apptainer's default; others start faster
+        argv += ["--mksquashfs-args", f"-comp {compression}"]
+    return [*argv, *extra, str(target), str(definition)]
+
+
+def run_build_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log_path: Path,
+    env: Optional[Dict[str, str]] = None,
+    output: OutputSink = terminal_output,
+) -> int:
+    """Run one build command; stream its output to ``output`` and ``log_path``; return its exit code."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        log.write(("$ " + " ".join(argv) + "\n").encode())
+        try:
+            proc = subprocess.Popen(
+                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        except OSError as exc:
+            raise ImageBuildError(
+                f"cannot run {argv[0]!r}: {exc} (install Apptainer: scripts/install-apptainer.sh)"
+            ) from None
+        assert proc.stdout is not None
+        try:
+            fd = proc.stdout.fileno()
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                log.write(chunk)
+                log.flush()  # so that `tail -f` on the log follows the build
+                output(chunk)
+            return proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C): stop the build, then let the caller clean up
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            proc.stdout.close()
+
+
+def apptainer_version(binary: str) -> str:
+    """Return ``apptainer --version`` (e.g. ``apptainer version 1.4.5``)."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ImageBuildError(
+            f"cannot run {binary!r}: {exc} (install Apptainer: scripts/install-apptainer.sh)"
+        ) from None
+    if done.returncode != 0:
+        raise ImageBuildError(f"{binary} --version failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()

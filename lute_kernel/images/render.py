@@ -1,0 +1,140 @@
+"""Rendering a recipe template into an Apptainer definition file, and checking the result.
+
+Owns the jinja2 environment (StrictUndefined: an undefined name is an error), the render context
+a recipe sees, turning template errors into ``InputError`` messages that name the file and line,
+a structural check of the rendered definition, and reading its ``%files`` sources. Must not hash,
+build or write files.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import jinja2
+
+from lute_kernel.errors import InputError
+from lute_kernel.images.recipes import Recipe
+from lute_kernel.sites import ImageSettings, SiteProfile
+
+# Sections and bootstrap agents Apptainer 1.4 knows; anything else is a typo caught before a build.
+# fmt: off
+SECTIONS = frozenset((
+    "setup", "files", "post", "environment", "runscript", "startscript", "test", "labels", "help", "arguments",
+    "appinstall", "apphelp", "apprun", "applabels", "appenv", "appfiles", "appstart", "apptest",
+))
+AGENTS = frozenset((
+    "docker", "docker-archive", "docker-daemon", "oci", "oci-archive", "library", "oras", "shub",
+    "localimage", "debootstrap", "yum", "zypper", "busybox", "arch", "scratch",
+))
+# fmt: on
+_HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9]*:")
+
+
+def host_ca_files(settings: ImageSettings) -> List[str]:
+    """Return the host CA certificates a build trusts (none unless ``trust_host_ca``)."""
+    if not settings.trust_host_ca:
+        return []
+    found = {path for pattern in settings.host_ca_files for path in glob.glob(os.path.expanduser(pattern))}
+    return sorted(p for p in found if os.path.isfile(p))
+
+
+def render_context(recipe: Recipe, site: SiteProfile, parent_sif: Optional[Path]) -> Dict[str, Any]:
+    """Return what a recipe template can use.
+
+    ``image``, ``description``, ``site`` (the site's name), ``images`` (the site's ``images:``
+    settings), ``host_ca_files`` and, for an image with a parent, ``parent`` and ``parent_sif``.
+    """
+    context: Dict[str, Any] = {
+        "image": recipe.name,
+        "description": recipe.meta.description,
+        "site": site.name,
+        "images": site.images,
+        "host_ca_files": host_ca_files(site.images),
+    }
+    if recipe.parent is not None and parent_sif is not None:
+        context["parent"] = recipe.parent
+        context["parent_sif"] = str(parent_sif)
+    return context
+
+
+def render_recipe(recipe: Recipe, context: Dict[str, Any]) -> str:
+    """Render ``recipe`` with ``context``; template errors become ``InputError`` naming file and line."""
+    folder = recipe.path.parent
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    try:
+        return env.get_template(recipe.path.name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{exc.filename or recipe.path}:{exc.lineno}"
+        raise InputError(f"{where}: template syntax error in recipe {recipe.name!r}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        path, line = _template_location(exc, recipe)
+        raise InputError(f"{path}:{line}: recipe {recipe.name!r} includes {exc.name!r}, which does not exist") from None
+    except jinja2.UndefinedError as exc:
+        path, line = _template_location(exc, recipe)
+        raise InputError(f"{path}:{line}: recipe {recipe.name!r}: {exc.message}") from None
+
+
+def _template_location(exc: BaseException, recipe: Recipe) -> Tuple[str, int]:
+    """Return the innermost template file and line of a render-time error (jinja maps frames to them)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if not frames:
+        return str(recipe.path), 1
+    return frames[-1].filename, frames[-1].lineno or 1
+
+
+def check_definition(text: str, recipe: Recipe) -> None:
+    """Check the rendered definition's structure: a ``Bootstrap:`` header and known sections only."""
+    agent: Optional[str] = None
+    in_header = True
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if raw.startswith("%"):
+            in_header = False
+            section = raw[1:].split()[0] if raw[1:].split() else ""
+            if section not in SECTIONS:
+                raise _definition_error(recipe, number, f"unknown section %{section}")
+            continue
+        if not in_header or not line or line.startswith("#"):
+            continue
+        if not _HEADER_LINE.match(line):
+            raise _definition_error(recipe, number, f"expected a 'Key: value' header line, got {line!r}")
+        key, _, value = line.partition(":")
+        if agent is None:
+            if key.lower() != "bootstrap":
+                raise _definition_error(recipe, number, f"the header must start with 'Bootstrap:', not {key!r}")
+            agent = value.strip()
+            if agent not in AGENTS:
+                raise _definition_error(recipe, number, f"unknown bootstrap agent {agent!r}")
+    if agent is None:
+        raise _definition_error(recipe, 1, "no 'Bootstrap:' header")
+
+
+def _definition_error(recipe: Recipe, line: int, problem: str) -> InputError:
+    return InputError(f"{recipe.path}: rendered definition, line {line}: {problem} (recipe {recipe.name!r})")
+
+
+def files_sources(text: str) -> List[str]:
+    """Return the host paths copied by the ``%files`` sections (not ``%files from <stage>``)."""
+    sources: List[str] = []
+    copying = False
+    for raw in text.splitlines():
+        if raw.startswith("%"):
+            words = raw[1:].split()
+            copying = words == ["files"]
+            continue
+        line = raw.strip()
+        if copying and line and not line.startswith("#"):
+            sources.append(line.split()[0])
+    return sources

@@ -1,0 +1,245 @@
+"""psana2 (LCLS-II) Tasks: per-event detector reductions written as an HDF5 small-data file.
+
+``SmallDataPsana2`` reads an XTC2 run with psana2, sums a detector's per-event array (all pixels,
+and optionally an ROI) and writes one event-aligned dataset per quantity, sorted by timestamp.
+Runs in the ``psana2`` image; psana, numpy, h5py and mpi4py are imported inside ``run()`` only, so
+the host validates the parameters without them. Under MPI psana2 spreads events over its bigdata
+ranks; rank 0 gathers every rank's rows and writes the file, so one process and N ranks write the
+same datasets. No calibration DB is used (``skip_calib_load='all'``) and no network is needed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+from pydantic import NonNegativeInt, PositiveInt, ValidationInfo, field_validator, model_validator
+
+from lute_kernel.parameters import TaskParameters, on_worker, param
+from lute_kernel.task import Task
+
+
+class SmallDataPsana2(Task):
+    """Per-event detector sums (and an ROI sum) of an XTC2 run, written as an HDF5 small-data file."""
+
+    image = "psana2"
+    env = ("PS_*",)  # psana2's own tuning knobs (PS_EB_NODES, PS_SRV_NODES, PS_SMD_N_EVENTS, ...)
+
+    class Parameters(TaskParameters):
+        """Parameters of ``SmallDataPsana2``. Give either ``files`` or ``xtc_dir``."""
+
+        files: List[str] = param([], "XTC2 files to read in order (one process; no small-data index needed).")
+        xtc_dir: Optional[str] = param(
+            None,
+            "Folder with <experiment>-r<run:04d>-s*-c*.xtc2 and their smalldata/*.smd.xtc2 index "
+            "(psana's smdwriter); experiment and run come from the header. Needed for MPI.",
+        )
+        detector: str = param("xppcspad", "Detector whose per-event array is reduced.")
+        array: Literal["raw", "calib", "image"] = param(
+            "raw", "Which array to reduce: raw ADU (needs no calibration constants), calib or image."
+        )
+        roi: Optional[List[Tuple[NonNegativeInt, NonNegativeInt]]] = param(
+            None,
+            "Half-open [start, stop) bounds on the array's last axes, e.g. [[0, 3], [2, 5]] for rows 0-2, "
+            "cols 2-4 (every segment of a multi-segment array). Adds <detector>/roi_sum.",
+        )
+        max_events: Optional[PositiveInt] = param(None, "Stop after this many events (default: all).")
+        batch_size: PositiveInt = param(1000, "Events per batch psana2 sends to each bigdata rank.")
+        progress_every: PositiveInt = param(100, "Report progress every this many events (per rank).")
+        logbook_lookup: bool = param(
+            False,
+            "Ask the LCLS logbook for the run's file list (xtc_dir). Off: files are found on disk "
+            "(psana 4.3 raises when the logbook is unreachable).",
+        )
+        out_file: str = param(
+            "",
+            "HDF5 output (relative paths: under work_dir). Default: <work_dir>/smalldata/<exp>_r<run:04d>.h5.",
+            is_result=True,
+        )
+
+        set_result = True
+
+        @field_validator("roi")
+        @classmethod
+        def _roi_is_ordered(cls, roi: Optional[List[Tuple[int, int]]]) -> Optional[List[Tuple[int, int]]]:
+            if roi is None:
+                return None
+            if not 1 <= len(roi) <= 3:
+                raise ValueError(f"roi needs 1 to 3 [start, stop) pairs, got {len(roi)}")
+            for axis, (start, stop) in enumerate(roi):
+                if stop <= start:
+                    raise ValueError(f"roi axis {axis}: stop {stop} must be greater than start {start}")
+            return roi
+
+        @model_validator(mode="after")
+        def _input_and_output(self, info: ValidationInfo) -> SmallDataPsana2.Parameters:
+            header = self.lute_config
+            if bool(self.files) == bool(self.xtc_dir):
+                raise ValueError("give exactly one of files or xtc_dir")
+            has_run = str(header.run).isdigit()
+            if self.xtc_dir and not (header.experiment and has_run):
+                raise ValueError(
+                    f"xtc_dir needs the experiment and run number in the config header "
+                    f"(got experiment={header.experiment!r}, run={header.run!r})"
+                )
+            if not self.out_file:
+                if header.experiment and has_run:
+                    name = f"{header.experiment}_r{int(header.run):04d}.h5"
+                else:  # files without a run in the header: name the output after the first file
+                    name = os.path.splitext(os.path.basename(self.files[0]))[0] + ".h5"
+                self.out_file = os.path.join("smalldata", name)
+            self.out_file = os.path.join(header.work_dir, self.out_file)  # absolute paths stay as they are
+            if not on_worker(info):  # the host checks the inputs before any container starts
+                self._check_inputs_exist()
+            return self
+
+        def _check_inputs_exist(self) -> None:
+            missing = [f for f in self.files if not os.path.isfile(f)]
+            if missing:
+                raise ValueError(f"XTC2 file(s) not found: {', '.join(missing)}")
+            if self.xtc_dir:
+                run = f"r{int(self.lute_config.run):04d}"
+                if not glob.glob(os.path.join(self.xtc_dir, f"*-{run}-s*.xtc2")):
+                    raise ValueError(f"no *-{run}-s*.xtc2 files in xtc_dir {self.xtc_dir!r}")
+                if not glob.glob(os.path.join(self.xtc_dir, "smalldata", f"*-{run}-s*.smd.xtc2")):
+                    raise ValueError(
+                        f"no smalldata/*-{run}-s*.smd.xtc2 index in {self.xtc_dir!r}; write it with psana's smdwriter"
+                    )
+
+    def run(self) -> None:
+        """Reduce every event, gather the rows to rank 0 and write the HDF5 file there."""
+        import numpy as np
+        import psana
+
+        params = self.params
+        assert isinstance(params, SmallDataPsana2.Parameters)
+        comm = _mpi_world()
+        rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
+        if params.files and size > 1:
+            raise ValueError("files are read by one process; under MPI give xtc_dir (with its smalldata/ index)")
+        start = time.monotonic()
+        source = _open(params)
+        times: List[int] = []
+        sums: List[float] = []
+        roi_sums: List[float] = []
+        info: Dict[str, Any] = {}
+        for run in source.runs():
+            if params.detector not in run.detnames:
+                raise ValueError(f"no detector {params.detector!r} in run {run.runnum}; found {sorted(run.detnames)}")
+            det = run.Detector(params.detector)
+            read = getattr(det.raw, params.array)
+            info = {"experiment": run.expt, "run": run.runnum}
+            roi: Optional[Tuple[slice, ...]] = None
+            for evt in run.events():
+                data = read(evt)
+                if data is None:  # the detector is missing from this event: keep the rows aligned
+                    total, in_roi = float("nan"), float("nan")
+                else:
+                    if roi is None and params.roi:
+                        roi = _roi_slices(params.roi, data.shape)
+                    total = float(np.sum(data, dtype=np.float64))
+                    in_roi = float(np.sum(data[roi], dtype=np.float64)) if roi else float("nan")
+                times.append(evt.timestamp)
+                sums.append(total)
+                roi_sums.append(in_roi)
+                if len(times) % params.progress_every == 0:
+                    self.progress(len(times), params.max_events, f"rank {rank}: {len(times)} events")
+        rows = (np.asarray(times, dtype=np.uint64), np.asarray(sums), np.asarray(roi_sums), info)
+        gathered = comm.gather(rows, root=0) if comm is not None else [rows]
+        summary: Optional[Dict[str, Any]] = None
+        if rank == 0:
+            info = next((part[3] for part in gathered if part[3]), info)
+            columns = [np.concatenate([part[i] for part in gathered]) for i in range(3)]
+            order = np.argsort(columns[0], kind="stable")
+            timestamp, det_sum, det_roi_sum = (column[order] for column in columns)
+            datasets = {"timestamp": timestamp, f"{params.detector}/sum": det_sum}
+            if params.roi:
+                datasets[f"{params.detector}/roi_sum"] = det_roi_sum
+            attrs = {
+                **info,
+                "detector": params.detector,
+                "array": params.array,
+                "roi": np.asarray(params.roi or [], dtype=np.int64),
+                "psana_version": _psana_version(psana),
+            }  # no rank count here: one process and N ranks must write the same file
+            _write_h5(params.out_file, datasets, attrs)
+            seconds = time.monotonic() - start
+            summary = {
+                "events": int(timestamp.size),
+                "seconds": round(seconds, 3),
+                "rate_hz": round(timestamp.size / seconds, 1) if seconds > 0 else None,
+                "ranks": size,
+            }
+            self.log.info("%d events in %.2f s -> %s", timestamp.size, seconds, params.out_file)
+        if comm is not None:
+            summary = comm.bcast(summary, root=0)
+        self.result.summary = summary
+        self.result.payload = params.out_file
+
+
+def _mpi_world() -> Any:
+    """Return MPI.COMM_WORLD when psana runs in MPI mode with more than one rank, else None."""
+    if os.environ.get("PS_PARALLEL", "mpi") != "mpi":  # psana's own switch: then it never imports mpi4py
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def _open(params: SmallDataPsana2.Parameters) -> Any:
+    """Open the DataSource without a calibration DB (and, unless asked, without the logbook)."""
+    import psana
+
+    common: Dict[str, Any] = {"skip_calib_load": "all", "batch_size": params.batch_size}
+    if params.max_events:
+        common["max_events"] = params.max_events
+    if params.files:
+        return psana.DataSource(files=list(params.files), **common)
+    if not params.logbook_lookup:
+        from psana.psexp.ds_base import DataSourceBase
+
+        # psana 4.3 calls requests.get(logbook) outside its try block: offline it raises instead of
+        # falling back to the files on disk. "The logbook knows nothing" is that fallback.
+        DataSourceBase._get_file_info_from_db = lambda self, runnum: {}
+    run = int(params.lute_config.run)
+    return psana.DataSource(exp=str(params.lute_config.experiment), run=run, dir=params.xtc_dir, **common)
+
+
+def _roi_slices(roi: List[Tuple[int, int]], shape: Tuple[int, ...]) -> Tuple[slice, ...]:
+    """Return the index for ``data[...]``: the ROI on the last axes, every leading axis whole."""
+    if len(roi) > len(shape):
+        raise ValueError(f"roi has {len(roi)} axes but the array has shape {shape}")
+    trailing = shape[len(shape) - len(roi) :]
+    for axis, ((_, stop), extent) in enumerate(zip(roi, trailing)):
+        if stop > extent:
+            raise ValueError(f"roi axis {axis}: stop {stop} is beyond the array's {extent} (shape {shape})")
+    leading = (slice(None),) * (len(shape) - len(roi))
+    return (*leading, *(slice(start, stop) for start, stop in roi))
+
+
+def _psana_version(psana: Any) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("psana")
+    except PackageNotFoundError:
+        return str(getattr(psana, "__version__", "unknown"))
+
+
+def _write_h5(path: str, datasets: Dict[str, Any], attrs: Dict[str, Any]) -> None:
+    """Write the file next to its final name, then rename: readers never see half a file."""
+    import h5py
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = f"{path}.part{os.getpid()}"
+    try:
+        with h5py.File(partial, "w") as out:
+            for name, values in datasets.items():
+                out.create_dataset(name, data=values)
+            out.attrs.update(attrs)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
