@@ -81,9 +81,8 @@ def report(result: Dict[str, Any]) -> None:
     print(f"container: {result['runs']} interleaved runs each, image {result['image']['sif']}")
     for name in ("kernel", "bare", "worker_imports"):
         s = result[name]
-        print(
-            f"  {name:<15} median {s['median_s'] * 1e3:7.1f} ms   min {s['min_s'] * 1e3:7.1f}   max {s['max_s'] * 1e3:7.1f}"
-        )
+        median, low, high = (s[k] * 1e3 for k in ("median_s", "min_s", "max_s"))
+        print(f"  {name:<15} median {median:7.1f} ms   min {low:7.1f}   max {high:7.1f}")
         print(f"  {'':<15} $ {result['commands'][name]}")
     verdict = "meets" if result["ratio"] <= TARGET_RATIO else "MISSES"
     print(f"  ratio kernel/bare = {result['ratio']:.2f}x ({verdict} the {TARGET_RATIO}x target)")
