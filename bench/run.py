@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import container  # noqa: E402
 import ipc  # noqa: E402
 import overhead  # noqa: E402
 
@@ -54,7 +55,7 @@ def table(results: Dict[str, Any]) -> List[Tuple[str, str, str, str]]:
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISS"
 
-    return [
+    rows = [
         (
             "overhead: run Test / bare python",
             f"{o['ratio']:.2f}x ({o['kernel']['median_s'] * 1e3:.0f} / {o['bare']['median_s'] * 1e3:.0f} ms)",
@@ -80,6 +81,25 @@ def table(results: Dict[str, Any]) -> List[Tuple[str, str, str, str]]:
             "-",
         ),
     ]
+    if "container" in results:
+        c = results["container"]
+        rows.append(
+            (
+                "apptainer: run Test / bare exec smoke.sif",
+                f"{c['ratio']:.2f}x ({c['kernel']['median_s'] * 1e3:.0f} / {c['bare']['median_s'] * 1e3:.0f} ms)",
+                f"<= {c['target_ratio']}x",
+                verdict(c["ratio"] <= c["target_ratio"]),
+            )
+        )
+        rows.append(
+            (
+                "images: no-op rebuild",
+                f"{c['noop_rebuild']['median_s'] * 1e3:.0f} ms",
+                "< 1 s",
+                verdict(c["noop_rebuild"]["median_s"] < 1),
+            )
+        )
+    return rows
 
 
 def print_table(rows: List[Tuple[str, str, str, str]]) -> None:
@@ -97,6 +117,7 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--messages", type=int, default=100_000, help="ipc: small messages")
     parser.add_argument("--arrays", type=int, default=100, help="ipc: 8 MB arrays over the socket")
     parser.add_argument("--kernel-arrays", type=int, default=50, help="ipc: 8 MB arrays TestSocket sends")
+    parser.add_argument("--no-containers", action="store_true", help="skip the Apptainer benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(list(argv) or None)
 
@@ -109,6 +130,10 @@ def main(argv: Sequence[str] = ()) -> int:
     results["ipc"] = ipc.run(args.messages, args.arrays, args.kernel_arrays)
     ipc.report(results["ipc"])
     print()
+    if not args.no_containers:
+        results["container"] = container.run(max(args.runs, 10))
+        container.report(results["container"])
+        print()
     rows = table(results)
     results["table"] = [dict(zip(("benchmark", "result", "target", "verdict"), row)) for row in rows]
     m = results["machine"]

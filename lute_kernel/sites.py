@@ -71,6 +71,11 @@ class ImageSettings(BaseModel):
         description="Where built SIFs live, shared across clones ($LUTE_IMAGE_CACHE overrides).",
     )
     compression: Literal["gzip", "lz4", "zstd", "xz"] = Field("zstd", description="SIF squashfs compression.")
+    run_from: Literal["sif", "sandbox"] = Field(
+        "sif",
+        description="Run Tasks from the SIF, or from an unpacked copy made after each build (faster to start"
+        " where Apptainer mounts SIFs through FUSE).",
+    )
     fakeroot: bool = Field(True, description="Build with `apptainer build --fakeroot`.")
     build_tmpdir: Optional[str] = Field(None, description="APPTAINER_TMPDIR for builds (needs the unpacked size).")
     build_args: List[str] = Field(default_factory=list, description="More `apptainer build` options.")

@@ -17,6 +17,7 @@ from lute_kernel.errors import InputError
 from lute_kernel.images.manifest import read_manifest
 from lute_kernel.images.paths import MANIFEST_NAME, RECIPE_SUFFIX, default_images_dir, default_recipes_dir
 from lute_kernel.images.recipes import read_meta, recipe_names, unknown_image_error
+from lute_kernel.images.sandbox import ready_sandbox
 from lute_kernel.sites import SiteProfile
 
 
@@ -28,6 +29,13 @@ class BuiltImage:
     sif: Path
     sha256: str
     address: str
+    sandbox: Optional[Path] = None
+    """The unpacked copy the Task runs from, on sites with ``images.run_from: sandbox``."""
+
+    @property
+    def runnable(self) -> Path:
+        """What ``apptainer exec`` is given: the sandbox when there is one, else the SIF."""
+        return self.sandbox or self.sif
 
 
 def known_images(recipes_dir: Optional[Path] = None) -> List[str]:
@@ -66,4 +74,12 @@ def find_image(
             f"image {name!r}: its SIF {sif} changed since it was built (size or mtime differ from {manifest}): "
             f"run `just build-image {name}`"
         )
-    return BuiltImage(name=name, sif=sif, sha256=record.sha256, address=record.address)
+    sandbox = None
+    if site.images.run_from == "sandbox":
+        sandbox = ready_sandbox(sif, record.sha256)
+        if sandbox is None:
+            raise InputError(
+                f"image {name!r}: this site runs Tasks from unpacked images and {sif}'s is missing:"
+                f" run `just build-image {name}`"
+            )
+    return BuiltImage(name=name, sif=sif, sha256=record.sha256, address=record.address, sandbox=sandbox)

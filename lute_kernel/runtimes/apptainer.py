@@ -104,7 +104,7 @@ class ApptainerRuntime(Runtime):
             argv.extend(["--bind", bind])
         for key, value in sorted(spec.env.items()):
             argv.extend(["--env", f"{key}={value}"])
-        argv.append(str(self.image(spec).sif))
+        argv.append(str(self.image(spec).runnable))
         argv.extend(self.settings.python if arg == PYTHON else arg for arg in spec.argv)
         return argv
 

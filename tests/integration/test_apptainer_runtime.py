@@ -35,7 +35,7 @@ def smoke_sif() -> Dict[str, Any]:
     from lute_kernel.sites import load_site
 
     image = find_image("smoke", load_site())
-    return {"sif": str(image.sif), "sha256": image.sha256}
+    return {"sif": str(image.sif), "runnable": str(image.runnable), "sha256": image.sha256}
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_every_message_kind_crosses_the_container_boundary(
     assert row["prov.runtime"] == "apptainer"
     assert row["prov.image"] == "smoke" and row["prov.image_sha256"] == smoke_sif["sha256"]
     argv = json.loads(row["prov.argv"])
-    assert argv[:2] == ["apptainer", "exec"] and smoke_sif["sif"] in argv
+    assert argv[:2] == ["apptainer", "exec"] and smoke_sif["runnable"] in argv
     _no_leftovers(env)
 
 
@@ -165,6 +165,6 @@ def test_explain_prints_the_exact_apptainer_argv(
     assert str(work_dir) in binds
     envs = [argv[i + 1] for i, a in enumerate(argv) if a == "--env"]
     assert "PYTHONNOUSERSITE=1" in envs and not any(e.startswith("HIDDEN_HOST_VAR=") for e in envs)
-    assert argv[-4:] == [smoke_sif["sif"], "python3", "-m", "lute_kernel.worker"]
+    assert argv[-4:] == [smoke_sif["runnable"], "python3", "-m", "lute_kernel.worker"]
     assert not any(a.startswith("LUTE_IPC_TOKEN") for a in argv)  # the secret never goes in argv
     assert run_dirs(Path(env["TMPDIR"])) == [] and not os.path.exists(work_dir / "lute.db")

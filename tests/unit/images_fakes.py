@@ -19,6 +19,11 @@ if [[ $1 == --version ]]; then echo "apptainer version 0.0.0-fake"; exit 0; fi
 target=${@: -2:1}
 definition=${@: -1}
 echo "INFO:    Starting build..."
+if [[ " $* " == *" --sandbox "* ]]; then  # unpack: DEFINITION is the SIF, TARGET a folder
+  mkdir -p "$target" && cp "$definition" "$target/from.sif"
+  echo "INFO:    Build complete: $target"
+  exit 0
+fi
 sleep "${FAKE_APPTAINER_SLEEP:-0}"
 { echo "fake SIF"; cat "$definition"; } > "$target"
 if grep -q FAIL_HALF_WAY "$definition"; then echo "FATAL:   While running %post: exit status 1" >&2; exit 255; fi

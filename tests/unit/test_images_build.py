@@ -310,6 +310,25 @@ def test_find_image_returns_the_built_sif(calls: Path, paths: ImagePaths, site: 
     assert found.sha256 == hashlib.sha256(Path(leaf.sif).read_bytes()).hexdigest()
 
 
+def test_a_sandbox_site_unpacks_each_build_once_and_runs_from_it(calls: Path, paths: ImagePaths) -> None:
+    site = make_site(run_from="sandbox")
+    leaf = {o.name: o.record for o in build(["leaf"], site, paths)}["leaf"]
+    found = find_image("leaf", site, images_dir=paths.images_dir, recipes_dir=paths.recipes_dir)
+    assert found.sandbox == Path(leaf.sif).with_name(Path(leaf.sif).stem + ".sandbox")
+    assert found.runnable == found.sandbox and (found.sandbox / "from.sif").read_bytes() == Path(leaf.sif).read_bytes()
+    unpacks = [line for line in calls.read_text().splitlines() if "--sandbox" in line]
+    assert len(unpacks) == 2  # root and leaf
+    build(["leaf"], site, paths)  # up to date: nothing unpacked again
+    assert len([line for line in calls.read_text().splitlines() if "--sandbox" in line]) == 2
+    assert list(found.sandbox.parent.glob("*.tmp-*")) == []
+
+
+def test_a_sandbox_site_without_the_unpacked_copy_says_what_to_build(calls: Path, paths: ImagePaths) -> None:
+    build(["leaf"], make_site(), paths)  # built by a site that runs SIFs
+    with pytest.raises(InputError, match="just build-image leaf"):
+        find_image("leaf", make_site(run_from="sandbox"), images_dir=paths.images_dir, recipes_dir=paths.recipes_dir)
+
+
 def test_find_image_follows_the_environment(
     calls: Path, paths: ImagePaths, site: SiteProfile, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,7 +40,7 @@ def test_default_site_is_local() -> None:
         env_allowlist=[],
         elog_url=None,
         ipc_max_bytes=1 << 30,
-        images=ImageSettings(trust_host_ca=True),  # image builds here trust the host's extra CAs
+        images=ImageSettings(trust_host_ca=True, run_from="sandbox"),  # image builds here trust the host's extra CAs
     )
     assert load_site().socket_root() == Path(tempfile.gettempdir())
 
