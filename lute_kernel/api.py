@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -28,6 +28,7 @@ from lute_kernel.forked import can_fork
 from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
+from lute_kernel.ranks import choose_launch
 from lute_kernel.registry import Registry, discover
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
@@ -106,6 +107,8 @@ def prepare(
     runtime: Optional[str] = None,
     registry: Optional[Registry] = None,
     host_env: Optional[Mapping[str, str]] = None,
+    launcher: Optional[str] = None,
+    ranks: Optional[int] = None,
 ) -> PreparedRun:
     """Validate everything and build the plan; raise InputError on bad input. Launches nothing."""
     registry = registry or discover()
@@ -115,10 +118,11 @@ def prepare(
     header = validate_header(config)
     params = validate_parameters(spec, config, header)
     profile = load_site(site)
+    choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(
-        _process_spec(spec, params, profile),
+        replace(_process_spec(spec, params, profile), resources=choice.resources),
         make_runtime(runtime or profile.runtime, profile),
-        make_launcher(profile.launcher),
+        make_launcher(choice.launcher, profile),
         env,
     )
     request = None
@@ -141,6 +145,7 @@ def explain(prepared: PreparedRun) -> Dict[str, Any]:
         "image": prepared.spec.cls.image,
         "runtime": prepared.plan.runtime,
         "launcher": prepared.plan.launcher,
+        "ranks": prepared.plan.ranks,
         "parameters": prepared.params.model_dump(mode="json"),
         "argv": list(prepared.plan.argv),
         "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
@@ -159,6 +164,10 @@ def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelT
         grace_s=prepared.site.kill_grace_seconds,
         run_root=prepared.site.socket_root(),
         max_bytes=prepared.site.ipc_max_bytes,
+        ranks=prepared.plan.ranks,
+        hello_timeout_s=prepared.site.mpi.hello_timeout_s,
+        transport=prepared.site.mpi.transport,
+        tcp_host=prepared.site.mpi.tcp_host,
     )
     try:
         run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))
@@ -296,9 +305,13 @@ def run_task(
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
     registry: Optional[Registry] = None,
+    launcher: Optional[str] = None,
+    ranks: Optional[int] = None,
 ) -> RunOutcome:
     """Validate, launch, wait and record one Task. Raises InputError (nothing launched) on bad input."""
-    prepared = prepare(task_name, config_path, site=site, runtime=runtime, registry=registry)
+    prepared = prepare(
+        task_name, config_path, site=site, runtime=runtime, registry=registry, launcher=launcher, ranks=ranks
+    )
     return run_prepared(prepared, on_event=on_event, cancel=cancel)
 
 

@@ -48,6 +48,8 @@ class LaunchPlan:
     ipc_endpoint: str = ""
     task_env_prefix: str = ""
     """How the executor passes a variable to the Task without argv (``APPTAINERENV_`` in containers)."""
+    ranks: int = 1
+    """How many worker processes will connect (MPI ranks)."""
 
 
 def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
@@ -67,4 +69,5 @@ def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env
         run_dir=spec.run_dir,
         ipc_endpoint=runtime.ipc_endpoint(spec.run_dir) if spec.run_dir else "",
         task_env_prefix=runtime.task_env_prefix,
+        ranks=spec.resources.ranks,
     )

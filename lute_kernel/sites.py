@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import Dict, List, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,12 @@ class ApptainerSettings(BaseModel):
     gpu_env: List[str] = Field(
         default_factory=lambda: ["CUDA_VISIBLE_DEVICES", "NVIDIA_*"], description="Variables passed to GPU Tasks."
     )
+    mpi_env: Dict[str, str] = Field(
+        default_factory=lambda: {"MPIR_CVAR_NOLOCAL": "1"},
+        description="Variables set for MPI ranks. --containall gives each container a private /dev/shm"
+        " (a /dev/shm bind is skipped), so MPICH must not use shared memory between ranks.",
+    )
+    shm_bind: bool = Field(False, description="Bind the host's /dev/shm into MPI ranks (ineffective under --containall).")
 
 
 class ImageSettings(BaseModel):
@@ -81,6 +87,55 @@ class ImageSettings(BaseModel):
     build_args: List[str] = Field(default_factory=list, description="More `apptainer build` options.")
 
 
+class MpiSettings(BaseModel):
+    """How MPI Tasks are launched at this site (``mpi:`` in the site profile)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    launcher: Literal["auto", "srun", "mpirun"] = Field(
+        "auto", description="'auto': srun inside a Slurm allocation, else mpirun if fallback_to_mpirun."
+    )
+    srun_mpi: str = Field("pmi2", description="srun --mpi plugin (MPICH: pmi2; S3DF's Open MPI: pmix).")
+    srun_args: List[str] = Field(default_factory=list, description="More srun options.")
+    cpu_bind: Optional[str] = Field("cores", description="srun --cpu-bind value (None: leave it to Slurm).")
+    mpirun: str = Field("mpirun", description="The off-Slurm launcher (mpirun or mpiexec).")
+    mpirun_args: List[str] = Field(default_factory=list, description="More mpirun options.")
+    fallback_to_mpirun: bool = Field(True, description="Use mpirun when not inside a Slurm allocation.")
+    oversubscribe: bool = Field(False, description="Allow more mpirun ranks than this node has cores.")
+    hello_timeout_s: float = Field(120.0, gt=0, description="Every rank must connect within this time.")
+    transport: Literal["ipc", "tcp"] = Field(
+        "ipc", description="'ipc': unix socket (ranks on the kernel's node); 'tcp': ranks anywhere (token-checked)."
+    )
+    tcp_host: Optional[str] = Field(None, description="Address ranks use to reach the kernel (default: host name).")
+
+
+class SlurmSettings(BaseModel):
+    """How ``lute-kernel submit`` asks Slurm for a job (``slurm:`` in the site profile).
+
+    These are the site's defaults: a Task's own resources come first, these override them, the
+    command line overrides both.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: Optional[str] = Field(None, description="sbatch --partition (None: the cluster's default partition).")
+    account: Optional[str] = Field(None, description="sbatch --account (S3DF: 'lcls:<experiment>').")
+    time: Optional[str] = Field(
+        None,
+        description="sbatch --time ('MM', 'HH:MM:SS', 'D-HH:MM', …). None: the config's task_timeout plus"
+        " the kill grace and two minutes.",
+    )
+    extra_args: List[str] = Field(
+        default_factory=list,
+        description="More sbatch options, one per #SBATCH line (e.g. '--qos=preemptable', '--exclusive').",
+    )
+    python: Optional[str] = Field(
+        None, description="The Python that runs `-m lute_kernel.cli run` in the job (default: the submitting one)."
+    )
+    poll_seconds: float = Field(5.0, gt=0, description="How often `submit --wait` asks Slurm for the job's state.")
+    command_timeout_s: float = Field(60.0, gt=0, description="Limit on each sbatch/scontrol/sacct call.")
+
+
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
 
@@ -89,7 +144,7 @@ class SiteProfile(BaseModel):
     name: str
     description: str = ""
     runtime: Literal["local", "apptainer"] = Field("local", description="Default runtime (`--runtime` overrides).")
-    launcher: Literal["direct"] = "direct"
+    launcher: Literal["direct", "srun", "mpirun"] = Field("direct", description="Launcher of single-rank Tasks.")
     run_dir_root: Optional[str] = Field(
         None,
         description="Where per-run socket folders go (short path: unix sockets have a 107-byte limit).",
@@ -102,7 +157,9 @@ class SiteProfile(BaseModel):
     elog_url: Optional[str] = Field(None, description="eLog base URL; summaries are posted there as run parameters.")
     ipc_max_bytes: int = Field(1 << 30, gt=0, description="Cap on one IPC message.")
     apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
+    mpi: MpiSettings = Field(default_factory=MpiSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
     def socket_root(self) -> Path:
         """Return the folder that holds run directories."""

@@ -69,7 +69,9 @@ class Task:
         aliases: other names accepted on the command line (upstream managed-Task names).
         before / after: host-side tasklets run around the Task.
         env: extra environment variable names passed into the Task's process.
-        resources: default resources (ranks, cpus, gpus).
+        resources: default resources (ranks, cpus, gpus); for MPI Tasks ranks > 1 overrides the
+            allocation-derived default.
+        mpi / min_ranks: an MPI Task, and the fewest ranks it can run with.
     """
 
     Parameters: ClassVar[type[TaskParameters]] = TaskParameters
@@ -80,6 +82,10 @@ class Task:
     after: ClassVar[Sequence[Tasklet]] = ()
     env: ClassVar[Tuple[str, ...]] = ()
     resources: ClassVar[Resources] = Resources()
+    mpi: ClassVar[bool] = False
+    """True: an MPI Task, launched with srun/mpirun on several ranks."""
+    min_ranks: ClassVar[int] = 1
+    """Fewest ranks the Task can run with (e.g. psana2's parallel mode needs 3)."""
 
     def __init__(self, params: TaskParameters, reporter: Optional[Reporter] = None) -> None:
         self.params = params

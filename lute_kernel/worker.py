@@ -82,6 +82,8 @@ def _run_task(client: IpcClient, request: Dict[str, Any]) -> int:
     result = task.result
     if result.task_status in (TaskStatus.RUNNING, TaskStatus.PENDING):
         result.task_status = TaskStatus.COMPLETED
+    if client.rank != 0:  # rank 0 reports the Task's result; the others only finish
+        return EXIT_COMPLETED if result.task_status == TaskStatus.COMPLETED else EXIT_TASK_RAISED
     client.send(
         "result",
         {
@@ -92,6 +94,16 @@ def _run_task(client: IpcClient, request: Dict[str, Any]) -> int:
         },
     )
     return EXIT_COMPLETED if result.task_status == TaskStatus.COMPLETED else EXIT_TASK_RAISED
+
+
+def _abort_mpi_job(client: IpcClient) -> None:
+    """If the Task used MPI with other ranks, end them all: they may be waiting on this one."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    world = getattr(mpi, "COMM_WORLD", None) if mpi is not None else None
+    if world is not None and world.Get_size() > 1:
+        client.send("bye", {"exit_code": EXIT_TASK_RAISED})
+        client.close()  # flush the error and bye first: Abort does not return
+        world.Abort(EXIT_TASK_RAISED)
 
 
 def main() -> int:
@@ -135,6 +147,7 @@ def main() -> int:
                 },
             )
             code = EXIT_TASK_RAISED
+            _abort_mpi_job(client)
         client.send("bye", {"exit_code": code})
     except Exception as exc:
         print(f"lute_kernel.worker: {type(exc).__name__}: {exc}", file=sys.stderr)

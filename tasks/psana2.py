@@ -26,6 +26,7 @@ class SmallDataPsana2(Task):
 
     image = "psana2"
     env = ("PS_*",)  # psana2's own tuning knobs (PS_EB_NODES, PS_SRV_NODES, PS_SMD_N_EVENTS, ...)
+    mpi = True  # one process by default; with --ranks N (>= 3: reader, event builder, workers) psana2 runs in parallel
 
     class Parameters(TaskParameters):
         """Parameters of ``SmallDataPsana2``. Give either ``files`` or ``xtc_dir``."""

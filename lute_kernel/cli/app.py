@@ -9,10 +9,18 @@ from typing import Annotated, Any, Dict, Optional
 
 import typer
 
-from lute_kernel.cli.common import ConfigPath, RuntimeOption, SiteOption, reported_errors
+from lute_kernel.cli.common import (
+    ConfigPath,
+    LauncherOption,
+    RanksOption,
+    RuntimeOption,
+    SiteOption,
+    reported_errors,
+)
 from lute_kernel.cli.config_cmd import config_app
 from lute_kernel.cli.db import db_app
 from lute_kernel.cli.images import images_app
+from lute_kernel.cli.submit import submit
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
 
 app = typer.Typer(
@@ -24,6 +32,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(images_app, name="images")
+app.command("submit")(submit)
 
 TaskArgument = Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")]
 
@@ -47,13 +56,15 @@ def run(
     config: ConfigPath,
     site: SiteOption = None,
     runtime: RuntimeOption = None,
+    launcher: LauncherOption = None,
+    ranks: RanksOption = None,
 ) -> None:
     """Validate TASK's section of the config, run it, stream its log, and record it in the DB."""
     from lute_kernel.api import prepare, run_prepared
     from lute_kernel.cancel import CancelToken
 
     with reported_errors():
-        prepared = prepare(task, config, site=site, runtime=runtime)
+        prepared = prepare(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks)
     cancel = CancelToken()
     previous = {
         s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in (signal.SIGINT, signal.SIGTERM)
@@ -80,6 +91,8 @@ def explain(
     config: ConfigPath,
     site: SiteOption = None,
     runtime: RuntimeOption = None,
+    launcher: LauncherOption = None,
+    ranks: RanksOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show TASK's validated parameters and the exact argv/env that would run. Runs nothing."""
@@ -87,7 +100,7 @@ def explain(
     from lute_kernel.api import prepare
 
     with reported_errors():
-        info = explain_run(prepare(task, config, site=site, runtime=runtime))
+        info = explain_run(prepare(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return

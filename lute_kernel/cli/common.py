@@ -20,6 +20,16 @@ RuntimeOption = Annotated[
     Optional[str],
     typer.Option("--runtime", help="Override the site's runtime ('local'; 'apptainer' in a later release)."),
 ]
+LauncherOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--launcher", help="direct, srun or mpirun (default: srun in an allocation for MPI Tasks, else mpirun)."
+    ),
+]
+RanksOption = Annotated[
+    Optional[int],
+    typer.Option("--ranks", "-n", help="MPI ranks (default: the Task's, else the allocation's tasks minus one)."),
+]
 
 
 @contextmanager

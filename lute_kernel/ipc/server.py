@@ -8,6 +8,7 @@ waiting on a timer). The executor polls the sockets this exposes; this module ne
 from __future__ import annotations
 
 import os
+import socket
 import struct
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -37,16 +38,30 @@ def endpoint_for(run_dir: Path) -> str:
 class IpcServer:
     """A bound ROUTER plus a connection monitor, for one run."""
 
-    def __init__(self, run_dir: Path, token: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.endpoint = endpoint_for(run_dir)
+    def __init__(
+        self,
+        run_dir: Path,
+        token: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        transport: str = "ipc",
+        tcp_host: Optional[str] = None,
+    ) -> None:
         self.token = token
         self.max_bytes = max_bytes
         self._context = zmq.Context()
         self.socket = self._context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self.socket.bind(self.endpoint)
-        os.chmod(run_dir / SOCKET_NAME, 0o600)
+        if transport == "tcp":
+            # Ranks on other nodes cannot reach a unix socket. Anyone may connect to the port, but
+            # only a peer that says hello with this run's token is answered or listened to.
+            port = self.socket.bind_to_random_port("tcp://*")
+            self.endpoint = f"tcp://{tcp_host or socket.gethostname()}:{port}"
+        else:
+            self.endpoint = endpoint_for(run_dir)
+            self.socket.bind(self.endpoint)
+            os.chmod(run_dir / SOCKET_NAME, 0o600)
         self.peers: Dict[bytes, int] = {}
         self.connected = 0
         self.disconnected = 0

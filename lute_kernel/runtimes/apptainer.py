@@ -4,13 +4,17 @@ Owns the container argv: isolation flags (``--containall --cleanenv --no-home``)
 (the run directory at a short fixed path for the socket; the kernel and Task folders read-only at
 their host paths, so images never need a rebuild when the kernel changes; work_dir and the site's
 data paths read-write), the Task's environment as ``--env`` pairs from an allowlist, ``--nv`` for
-GPU Tasks, ``/dev/shm`` for MPI Tasks, and the image's own Python. Spawns nothing; the image is
+GPU Tasks, the site's MPI variables for MPI ranks (``--containall`` gives each container a private
+``/dev/shm``, so by default MPICH is told not to use shared memory between ranks), the per-rank
+launcher-variable shim (``lute_kernel.rank_env``) in front of ``apptainer`` for MPI ranks, and the
+image's own Python. Spawns nothing; the image is
 looked up in the build manifest (``lute_kernel.images``), never hashed here.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 
@@ -79,8 +83,8 @@ class ApptainerRuntime(Runtime):
             src, dst, opts = parse_bind(site_bind)
             if os.path.exists(src):  # a site lists its data areas; a node may lack some
                 binds.append(":".join(p for p in (src, dst, opts) if p))
-        if spec.resources.ranks > 1:
-            binds.append("/dev/shm")  # MPICH's shared-memory transport under --containall
+        if spec.resources.ranks > 1 and self.settings.shm_bind:
+            binds.append("/dev/shm")
         return binds
 
     def task_environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
@@ -88,6 +92,8 @@ class ApptainerRuntime(Runtime):
         env = super().task_environment(spec, host_env)
         if spec.resources.gpus:
             env.update(allowed_env(host_env, self.settings.gpu_env))
+        if spec.resources.ranks > 1:
+            env.update(self.settings.mpi_env)
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONPATH"] = str(KERNEL_PACKAGE.parent)
         return env
@@ -96,7 +102,10 @@ class ApptainerRuntime(Runtime):
         """Return ``apptainer exec <flags> <binds> <env> <sif> <argv>``."""
         from lute_kernel.plan import PYTHON
 
-        argv: List[str] = [self.settings.binary, "exec", *self.settings.exec_flags, *self.settings.extra_args]
+        argv: List[str] = []
+        if spec.resources.ranks > 1:  # per-rank PMI/Slurm variables must cross --cleanenv
+            argv.extend([sys.executable, "-m", "lute_kernel.rank_env"])
+        argv.extend([self.settings.binary, "exec", *self.settings.exec_flags, *self.settings.extra_args])
         if spec.resources.gpus:
             argv.append("--nv")
         argv.extend(["--pwd", spec.cwd])

@@ -127,9 +127,9 @@ def test_make_runtime_and_make_launcher_unknown_names_list_the_available_ones() 
         make_runtime("docker")
     assert str(info.value) == "runtime 'docker' is not available here (available: apptainer, local)"
     with pytest.raises(InputError) as info:
-        make_launcher("srun")
-    assert str(info.value) == "launcher 'srun' is not available here (available: direct)"
-    assert sorted(BUILTIN_RUNTIMES) == ["apptainer", "local"] and sorted(BUILTIN_LAUNCHERS) == ["direct"]
+        make_launcher("flux")
+    assert str(info.value) == "launcher 'flux' is not available here (available: direct, mpirun, srun)"
+    assert sorted(BUILTIN_RUNTIMES) == ["apptainer", "local"] and sorted(BUILTIN_LAUNCHERS) == ["direct", "mpirun", "srun"]
 
 
 def test_make_runtime_adds_the_site_allowlist() -> None:

@@ -26,6 +26,7 @@ REPO_TASKS = {
     "TestWriteOutput",
     "TestReadOutput",
     "SmallDataPsana2",
+    "TestMultiNodeCommunication",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -34,6 +35,7 @@ REPO_ALIASES = {
     "SocketTester": "TestSocket",
     "WriteTester": "TestWriteOutput",
     "ReadTester": "TestReadOutput",
+    "MultiNodeCommunicationTester": "TestMultiNodeCommunication",
 }
 
 ALPHA = """\

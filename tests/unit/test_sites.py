@@ -86,7 +86,7 @@ def test_an_unknown_key_in_a_profile_is_named(own_sites: Path) -> None:
     ("text", "problem"),
     [
         ("runtime: docker\n", "runtime: Input should be 'local' or 'apptainer'"),
-        ("launcher: srun\n", "launcher: Input should be 'direct'"),
+        ("launcher: flux\n", "launcher: Input should be 'direct', 'srun' or 'mpirun'"),
         ("kill_grace_seconds: -1\n", "kill_grace_seconds: Input should be greater than or equal to 0"),
         ("ipc_max_bytes: 0\n", "ipc_max_bytes: Input should be greater than 0"),
     ],

@@ -1,0 +1,252 @@
+"""One launch while it runs: the process, its pipes, the socket and what the ranks said.
+
+Owns the state the executor loop updates (which ranks said hello and bye, the result, the first
+error), the rank checks that turn a missing rank into a teardown instead of a hang, terminating the
+process group with a grace period, the bounded wait for messages still in flight after exit, and
+cleaning up (pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
+
+import zmq
+
+from lute_kernel.cancel import CancelToken
+from lute_kernel.events import EventSink, RunEvent
+from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
+from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
+from lute_kernel.output import OutputPipe
+from lute_kernel.plan import LaunchPlan
+from lute_kernel.spawn import spawn
+from lute_kernel.task import TaskStatus
+
+FINAL_MESSAGES_WAIT_S = 2.0
+"""Upper bound on waiting, after exit, for messages still in flight from a worker that said hello."""
+
+
+@dataclass
+class ExecutionOutcome:
+    """How one launch ended."""
+
+    status: TaskStatus
+    exit_code: Optional[int]
+    reason: str = ""
+    result: Optional[Dict[str, Any]] = None
+    error: Optional[Dict[str, Any]] = None
+    stderr_tail: List[str] = field(default_factory=list)
+    start: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    end: Optional[datetime] = None
+    messages: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Limits of one launch."""
+
+    timeout_s: float
+    grace_s: float = 10.0
+    run_root: Optional[Path] = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    ranks: int = 1
+    hello_timeout_s: float = 120.0
+    transport: str = "ipc"
+    tcp_host: Optional[str] = None
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to a process group that may be gone already."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LaunchSession:
+    """State of one launch while it runs (one per execute() call: no global state)."""
+
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        request: Optional[Dict[str, Any]],
+        settings: ExecutionSettings,
+        on_event: EventSink,
+        cancel: Optional[CancelToken],
+    ) -> None:
+        self.plan, self.request, self.settings = plan, request, settings
+        self.on_event, self.cancel = on_event, cancel
+        self.outcome = ExecutionOutcome(status=TaskStatus.RUNNING, exit_code=None)
+        self.poller = zmq.Poller()
+        if plan.run_dir:  # planned (its path is in a container's bind argv): made here, private
+            self.run_dir = Path(plan.run_dir)
+            self.run_dir.mkdir(mode=0o700)
+        else:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="lute-", dir=settings.run_root))
+        self.server: Optional[IpcServer] = None
+        self.hellos: Set[int] = set()
+        self.byes: Set[int] = set()
+        self.kill_at: Optional[float] = None
+        self.hello_deadline = time.monotonic() + settings.hello_timeout_s
+
+    @property
+    def hello_seen(self) -> bool:
+        """True once a worker connected."""
+        return bool(self.hellos)
+
+    @property
+    def bye_seen(self) -> bool:
+        """True once every rank said bye."""
+        return len(self.byes) >= self.settings.ranks
+
+    def start(self) -> Any:
+        """Bind the socket (for a worker), spawn the plan, and register everything the loop waits on."""
+        env = dict(self.plan.env)
+        if self.request is not None:
+            self.server = IpcServer(
+                self.run_dir,
+                secrets.token_hex(16),
+                max_bytes=self.settings.max_bytes,
+                transport=self.settings.transport,
+                tcp_host=self.settings.tcp_host,
+            )
+            prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
+            inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
+            env[f"{prefix}LUTE_IPC_ENDPOINT"] = inside or self.server.endpoint
+            env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
+            # The worker then fails at send time, with advice, rather than the kernel at receive time.
+            env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
+            self.poller.register(self.server.socket, zmq.POLLIN)
+            self.poller.register(self.server.monitor, zmq.POLLIN)
+        proc = spawn(replace(self.plan, env=env))
+        assert proc.stdout is not None and proc.stderr is not None
+        self.stdout, self.stderr = (
+            OutputPipe(proc.stdout.fileno(), "stdout"),
+            OutputPipe(proc.stderr.fileno(), "stderr"),
+        )
+        self.pipes = {pipe.fd: pipe for pipe in (self.stdout, self.stderr)}
+        self.proc = proc
+        for fd in self.pipes:
+            self.poller.register(fd, zmq.POLLIN)
+        self.pidfd = os.pidfd_open(proc.pid)
+        self.poller.register(self.pidfd, zmq.POLLIN)
+        if self.cancel is not None:
+            self.poller.register(self.cancel.fileno(), zmq.POLLIN)
+        return proc
+
+    def handle_messages(self) -> int:
+        """Handle one batch of waiting messages; return how many there were."""
+        assert self.server is not None
+        batch = self.server.receive_ready()
+        for identity, message in batch:
+            self.outcome.messages += 1
+            body = message.body
+            if message.kind == "hello":
+                self.hellos.add(message.rank)
+                self.server.send(identity, "params", self.request or {})
+            elif message.kind == "log":
+                self.on_event(
+                    RunEvent(
+                        "log",
+                        str(body.get("message", "")),
+                        message.rank,
+                        str(body.get("level", "INFO")),
+                    )
+                )
+            elif message.kind == "progress":
+                self.on_event(RunEvent("progress", _progress_text(body), message.rank, data=body.get("data")))
+            elif message.kind == "result" and message.rank == 0:
+                self.outcome.result = body
+            elif message.kind == "error":
+                self.outcome.error = body
+                self.on_event(RunEvent("log", f"{body.get('type')}: {body.get('message')}", message.rank, "ERROR"))
+            elif message.kind == "bye":
+                self.byes.add(message.rank)
+        return len(batch)
+
+    def handle_pipe(self, fd: int) -> None:
+        """Forward the complete lines readable on a pipe as events."""
+        pipe = self.pipes[fd]
+        for line in pipe.read_available():
+            self.on_event(RunEvent(pipe.name, line))
+        if pipe.closed:
+            self.poller.unregister(fd)
+
+    def terminate(self, pgid: int, status: TaskStatus, signum: int, reason: str) -> None:
+        """Decide the status, signal the group once, and arm the SIGKILL after the grace period."""
+        if self.kill_at is not None:
+            return
+        self.outcome.status, self.outcome.reason = status, reason
+        self.on_event(RunEvent("status", f"{reason}: sending {signal.Signals(signum).name} to the Task"))
+        signal_group(pgid, signum)
+        self.kill_at = time.monotonic() + self.settings.grace_s
+
+    def check_ranks(self, pgid: int) -> None:
+        """Tear the step down when a rank is missing: never connected in time, or left without bye."""
+        if self.server is None or self.kill_at is not None:
+            return
+        expected = self.settings.ranks
+        if len(self.hellos) < expected and time.monotonic() >= self.hello_deadline:
+            reason = f"only {len(self.hellos)} of {expected} ranks connected within {self.settings.hello_timeout_s:g} s"
+            self.terminate(pgid, TaskStatus.FAILED, signal.SIGTERM, reason)
+        elif expected > 1 and self.server.disconnected > len(self.byes):
+            while self.handle_messages():  # a bye may be queued behind the disconnect we saw
+                pass
+            if self.server.disconnected > len(self.byes):
+                missing = sorted(set(range(expected)) - self.byes)
+                reason = f"a rank left without finishing (ranks not finished: {missing})"
+                self.terminate(pgid, TaskStatus.FAILED, signal.SIGTERM, reason)
+
+    def next_wake(self, deadline: float) -> Optional[float]:
+        """Return when the loop must wake up at the latest (None: only on an event)."""
+        times = [self.kill_at if self.kill_at is not None else deadline]
+        if self.server is not None and self.kill_at is None and len(self.hellos) < self.settings.ranks:
+            times.append(self.hello_deadline)
+        wake = min(times)
+        return None if wake == float("inf") else wake
+
+    def wait_final_messages(self) -> None:
+        """After exit: collect what a worker sent just before it went (bounded; stops at bye/disconnect)."""
+        if self.server is None or not self.hello_seen:
+            return
+        limit = time.monotonic() + FINAL_MESSAGES_WAIT_S
+        poller = zmq.Poller()
+        poller.register(self.server.socket, zmq.POLLIN)
+        poller.register(self.server.monitor, zmq.POLLIN)
+        while True:
+            self.server.drain_monitor()  # first: messages read before a disconnect are queued by now
+            while self.handle_messages():
+                pass
+            if self.bye_seen or self.server.all_disconnected():
+                return
+            remaining = limit - time.monotonic()
+            if remaining <= 0 or not poller.poll(int(remaining * 1000) + 1):
+                return
+
+    def close(self) -> None:
+        """Drain and close the pipes, close the pidfd and socket, remove the run directory."""
+        for pipe in self.pipes.values():
+            for line in pipe.drain():
+                self.on_event(RunEvent(pipe.name, line))
+        self.outcome.stderr_tail = list(self.stderr.tail)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        os.close(self.pidfd)
+        if self.server is not None:
+            self.server.close(self.run_dir / SOCKET_NAME)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _progress_text(body: Dict[str, Any]) -> str:
+    total = body.get("total")
+    count = f"{body.get('done')}/{total}" if total is not None else f"{body.get('done')}"
+    return f"[{count}] {body.get('message', '')}".rstrip()
