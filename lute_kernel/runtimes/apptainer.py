@@ -26,8 +26,13 @@ if TYPE_CHECKING:
     from lute_kernel.plan import ProcessSpec
     from lute_kernel.sites import SiteProfile
 
-SPAWN_ENV_ALLOWLIST: Tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TMPDIR", "APPTAINER_*")
-"""What the ``apptainer`` client process itself needs from the host (not passed into the Task)."""
+SPAWN_ENV_ALLOWLIST: Tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TMPDIR", "APPTAINER_*",
+    "SLURM_*", "PMI_*", "PMIX_*", "OMPI_*", "HYDRA_*", "MPIR_*", "UCX_*",
+)  # fmt: skip
+"""What the processes outside the container need from the host: the apptainer client, and a
+launcher in front of it (srun must see its allocation). ``--cleanenv`` keeps all of it out of the
+container; per-rank launcher values cross only through ``lute_kernel.rank_env``."""
 
 KERNEL_PACKAGE = Path(__file__).resolve().parents[1]
 """The ``lute_kernel`` package folder, bound read-only into every container."""
