@@ -91,6 +91,15 @@ def execute(
         run.close()
         run.outcome.end = datetime.now(timezone.utc)
     _settle_status(run.outcome, worker=request is not None, hello_seen=run.hello_seen)
+    if (
+        cancel is not None
+        and cancel.cancelled
+        and run.outcome.status not in (TaskStatus.COMPLETED, TaskStatus.TIMEDOUT)
+    ):
+        # Slurm's scancel signals the kernel and the step at once: ranks may vanish before the
+        # cancel pipe is read. Whatever tore the run down, it ended because it was cancelled.
+        signum = cancel.signum or signal.SIGTERM
+        run.outcome.status, run.outcome.reason = TaskStatus.CANCELLED, f"cancelled by {signal.Signals(signum).name}"
     return run.outcome
 
 

@@ -44,7 +44,9 @@ class ApptainerSettings(BaseModel):
         description="Variables set for MPI ranks. --containall gives each container a private /dev/shm"
         " (a /dev/shm bind is skipped), so MPICH must not use shared memory between ranks.",
     )
-    shm_bind: bool = Field(False, description="Bind the host's /dev/shm into MPI ranks (ineffective under --containall).")
+    shm_bind: bool = Field(
+        False, description="Bind the host's /dev/shm into MPI ranks (ineffective under --containall)."
+    )
 
 
 class ImageSettings(BaseModel):

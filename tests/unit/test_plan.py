@@ -129,7 +129,11 @@ def test_make_runtime_and_make_launcher_unknown_names_list_the_available_ones() 
     with pytest.raises(InputError) as info:
         make_launcher("flux")
     assert str(info.value) == "launcher 'flux' is not available here (available: direct, mpirun, srun)"
-    assert sorted(BUILTIN_RUNTIMES) == ["apptainer", "local"] and sorted(BUILTIN_LAUNCHERS) == ["direct", "mpirun", "srun"]
+    assert sorted(BUILTIN_RUNTIMES) == ["apptainer", "local"] and sorted(BUILTIN_LAUNCHERS) == [
+        "direct",
+        "mpirun",
+        "srun",
+    ]
 
 
 def test_make_runtime_adds_the_site_allowlist() -> None:

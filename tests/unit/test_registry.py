@@ -214,6 +214,8 @@ def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.Monke
         "FaultBigMessage",
         "WithTasklets",
         "ProbeEnvironment",
+        "MpiRankCrash",
+        "MpiReport",
     }
     assert registry.failures == []
     monkeypatch.delenv("LUTE_TASKS_PATH")

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from lute_kernel.errors import ConfigError
-from lute_kernel.sites import DEFAULT_SITE, ImageSettings, SiteProfile, available_sites, load_site, sites_dir
+from lute_kernel.sites import (
+    DEFAULT_SITE,
+    ImageSettings,
+    MpiSettings,
+    SiteProfile,
+    SlurmSettings,
+    available_sites,
+    load_site,
+    sites_dir,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +50,8 @@ def test_default_site_is_local() -> None:
         elog_url=None,
         ipc_max_bytes=1 << 30,
         images=ImageSettings(trust_host_ca=True, run_from="sandbox"),  # image builds here trust the host's extra CAs
+        slurm=SlurmSettings(partition="debug", poll_seconds=0.5),  # scripts/start-slurm.sh's one-node cluster
+        mpi=MpiSettings(srun_mpi="pmi2", cpu_bind=None, oversubscribe=False),
     )
     assert load_site().socket_root() == Path(tempfile.gettempdir())
 
