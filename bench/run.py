@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 
 import container  # noqa: E402
 import ipc  # noqa: E402
+import mpi  # noqa: E402
 import overhead  # noqa: E402
 
 RESULTS = HERE / "results" / "latest.json"
@@ -99,6 +100,16 @@ def table(results: Dict[str, Any]) -> List[Tuple[str, str, str, str]]:
                 verdict(c["noop_rebuild"]["median_s"] < 1),
             )
         )
+    if "mpi" in results:
+        m = results["mpi"]
+        rows.append(
+            (
+                "mpi: 2-rank Task via srun / bare srun",
+                f"{m['ratio']:.2f}x ({m['kernel']['median_s'] * 1e3:.0f} / {m['bare']['median_s'] * 1e3:.0f} ms)",
+                f"<= {m['target_ratio']}x",
+                verdict(m["ratio"] <= m["target_ratio"]),
+            )
+        )
     return rows
 
 
@@ -117,6 +128,7 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--messages", type=int, default=100_000, help="ipc: small messages")
     parser.add_argument("--arrays", type=int, default=100, help="ipc: 8 MB arrays over the socket")
     parser.add_argument("--kernel-arrays", type=int, default=50, help="ipc: 8 MB arrays TestSocket sends")
+    parser.add_argument("--no-mpi", action="store_true", help="skip the Slurm/MPI benchmark")
     parser.add_argument("--no-containers", action="store_true", help="skip the Apptainer benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(list(argv) or None)
@@ -133,6 +145,10 @@ def main(argv: Sequence[str] = ()) -> int:
     if not args.no_containers:
         results["container"] = container.run(max(args.runs, 10))
         container.report(results["container"])
+        print()
+    if not args.no_containers and not args.no_mpi:
+        results["mpi"] = mpi.run(max(args.runs, 10))
+        mpi.report(results["mpi"])
         print()
     rows = table(results)
     results["table"] = [dict(zip(("benchmark", "result", "target", "verdict"), row)) for row in rows]

@@ -7,18 +7,14 @@ bad input, raised before anything is launched or written), outcomes are return v
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import secrets
-import socket
-import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-from lute_kernel import __version__
 from lute_kernel.cancel import CancelToken
 from lute_kernel.config import LoadedConfig, load_config
 from lute_kernel.errors import LaunchError
@@ -29,16 +25,16 @@ from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.ranks import choose_launch
+from lute_kernel.recording import failure_summary, post_summary, preload_recorder, record
 from lute_kernel.registry import Registry, discover
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
-from lute_kernel.summaries import merge_summaries, payload_for_db, summary_dict, summary_text
+from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
 from lute_kernel.tasklets import run_tasklets
 from lute_kernel.validation import validate_header, validate_parameters
 
 PathLike = Union[str, "os.PathLike[str]"]
-COMMUNICATOR = "zmq ipc, json frames v1"
 
 
 @dataclass
@@ -179,28 +175,10 @@ def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelT
         )
     try:
         return execute(
-            prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel, on_started=_preload_recorder
+            prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel, on_started=preload_recorder
         )
     except LaunchError as exc:
         return ExecutionOutcome(TaskStatus.FAILED, None, reason=str(exc))
-
-
-def _preload_recorder() -> None:
-    """Import the DB layer in the background while the Task runs: it is needed only afterwards.
-
-    Started after the Task's process exists, never before a fork (a child must not inherit a
-    half-held import lock).
-    """
-    threading.Thread(target=importlib.import_module, args=("lute_kernel.db",), daemon=True).start()
-
-
-def _failure_summary(outcome: ExecutionOutcome) -> str:
-    parts = [outcome.reason]
-    if outcome.error and outcome.error.get("traceback"):
-        parts.append(str(outcome.error["traceback"]).strip().splitlines()[-1])
-    if outcome.stderr_tail and not outcome.error:
-        parts.append("stderr: " + " | ".join(outcome.stderr_tail[-5:]))
-    return "; ".join(p for p in parts if p)
 
 
 def run_prepared(
@@ -228,15 +206,15 @@ def run_prepared(
                 f"an 'after' tasklet failed: {type(exc).__name__}: {exc}",
             )
     if outcome.status != TaskStatus.COMPLETED:
-        summary = _failure_summary(outcome)
+        summary = failure_summary(outcome)
     on_event(
         RunEvent(
             "status",
             f"{prepared.spec.name} {outcome.status.value}" + (f": {outcome.reason}" if outcome.reason else ""),
         )
     )
-    _post_summary(prepared, summary, on_event)
-    row_id = _record(prepared, outcome, summary, payload)
+    post_summary(prepared, summary, on_event)
+    row_id = record(prepared, outcome, summary, payload)
     from lute_kernel.db import db_path
 
     end = outcome.end or datetime.now(timezone.utc)
@@ -250,49 +228,6 @@ def run_prepared(
         exit_code=outcome.exit_code,
         reason=outcome.reason,
         seconds=(end - outcome.start).total_seconds(),
-    )
-
-
-def _post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> None:
-    as_dict = summary_dict(summary)
-    if prepared.site.elog_url and as_dict:
-        from lute_kernel.elog import post_run_parameters  # requests only when an eLog is configured
-
-        header = prepared.params.lute_config
-        problem = post_run_parameters(prepared.site.elog_url, header.experiment, header.run, as_dict)
-        if problem:
-            on_event(RunEvent("log", problem, level="WARNING"))
-
-
-def _record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, payload: Any) -> int:
-    from lute_kernel.db import RunRecord, record_run  # imported while the Task runs, not before it starts
-
-    plan = prepared.plan
-    return record_run(
-        prepared.work_dir,
-        RunRecord(
-            task_name=prepared.spec.name,
-            header=prepared.params.lute_config.db_header(),
-            parameters=prepared.params.task_values(),
-            task_status=outcome.status.value,
-            summary=summary_text(summary),
-            payload=payload_for_db(payload),
-            impl_schemas=str((outcome.result or {}).get("impl_schemas") or prepared.params.impl_schemas or ""),
-            valid=outcome.status == TaskStatus.COMPLETED,
-            env=plan.env,
-            poll_interval=0.0,
-            communicator_desc=COMMUNICATOR if prepared.request is not None else "pipes (binary)",
-            runtime=plan.runtime,
-            launcher=plan.launcher,
-            image=plan.image,
-            image_sha256=plan.image_sha256,
-            kernel_version=__version__,
-            argv=list(plan.argv),
-            host=socket.gethostname(),
-            start=outcome.start,
-            end=outcome.end,
-            exit_code=outcome.exit_code,
-        ),
     )
 
 

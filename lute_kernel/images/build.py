@@ -27,7 +27,7 @@ from lute_kernel.images.manifest import write_sidecar as store_sidecar
 from lute_kernel.images.paths import ImagePaths, image_paths
 from lute_kernel.images.recipes import Recipe, RecipeBook, check_site, load_recipes
 from lute_kernel.images.render import check_definition, files_sources, render_context, render_recipe
-from lute_kernel.images.sandbox import ready_sandbox, sandbox_for, unpack
+from lute_kernel.images.sandbox import unpack_for_site
 from lute_kernel.sites import SiteProfile
 
 StatusSink = Callable[[str], None]
@@ -286,16 +286,7 @@ def build_images(
         if outcome.action == "skipped":
             status(f"==> {recipe.name}: up to date ({outcome.record.sif}, {outcome.seconds * 1000:.0f} ms)")
         if site.images.run_from == "sandbox":
-            record = outcome.record
-            if ready_sandbox(Path(record.sif), record.sha256) is None:
-                status(f"==> {recipe.name}: unpacking into {sandbox_for(Path(record.sif))} (site runs from sandboxes)")
-            unpack(
-                Path(record.sif),
-                record.sha256,
-                binary=site.apptainer.binary,
-                log_path=paths.logs_dir / f"{recipe.name}.unpack.log",
-                output=output,
-            )
+            unpack_for_site(outcome.record, site, paths.logs_dir / f"{recipe.name}.unpack.log", output, status)
         outcomes.append(outcome)
     return outcomes
 

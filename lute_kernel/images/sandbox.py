@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from lute_kernel.images import apptainer_build
 from lute_kernel.images.apptainer_build import ImageBuildError, OutputSink
 from lute_kernel.images.locking import exclusive_lock
+from lute_kernel.images.manifest import ImageRecord
+from lute_kernel.sites import SiteProfile
 
 MARKER = ".lute-unpacked-from"
 
@@ -57,3 +59,13 @@ def unpack(sif: Path, sha256: str, *, binary: str, log_path: Path, output: Outpu
             shutil.rmtree(folder)
         os.rename(tmp, folder)
     return folder
+
+
+def unpack_for_site(
+    record: ImageRecord, site: SiteProfile, log_path: Path, output: OutputSink, status: Callable[[str], None]
+) -> Path:
+    """Make the unpacked copy of a built image for a site that runs from sandboxes (says so when it does)."""
+    sif = Path(record.sif)
+    if ready_sandbox(sif, record.sha256) is None:
+        status(f"==> {record.name}: unpacking into {sandbox_for(sif)} (site runs from sandboxes)")
+    return unpack(sif, record.sha256, binary=site.apptainer.binary, log_path=log_path, output=output)
