@@ -10,6 +10,7 @@ is an InputError, raised before launch.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional
 
@@ -62,6 +63,7 @@ def choose_launch(
     if count == 1 and launcher is None:  # an MPI-capable Task on one rank needs no MPI launcher
         return LaunchChoice(site.launcher, replace(task.resources, ranks=1))
     name = launcher or _mpi_launcher(site, in_allocation is not None)
+    name = _installed_launcher(name, site, env, chosen_by_user=launcher is not None)
     if name == "srun" and in_allocation is None:
         raise InputError(
             "srun needs a Slurm allocation (SLURM_JOB_ID is not set): use `lute-kernel submit`, salloc,"
@@ -69,6 +71,22 @@ def choose_launch(
         )
     _check_cores(name, count, task.resources.cpus_per_rank, in_allocation, site.mpi.oversubscribe)
     return LaunchChoice(name, replace(task.resources, ranks=count))
+
+
+def _installed_launcher(name: str, site: SiteProfile, env: Mapping[str, str], *, chosen_by_user: bool) -> str:
+    """Return ``name`` if its program is on PATH; fall back from srun to mpirun when the site allows it."""
+    programs = {"srun": "srun", "mpirun": site.mpi.mpirun}
+    path = env.get("PATH")
+    if name not in programs or shutil.which(programs[name], path=path):
+        return name
+    if (
+        name == "srun"
+        and not chosen_by_user
+        and site.mpi.fallback_to_mpirun
+        and shutil.which(site.mpi.mpirun, path=path)
+    ):
+        return "mpirun"
+    raise InputError(f"{programs[name]} is not installed here (not on PATH): it launches MPI Tasks with {name}")
 
 
 def _mpi_launcher(site: SiteProfile, in_allocation: bool) -> str:

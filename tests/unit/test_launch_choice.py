@@ -18,7 +18,7 @@ from lute_kernel.runtimes.local import LocalRuntime
 from lute_kernel.sites import MpiSettings, SiteProfile
 from lute_kernel.task import Resources, Task
 
-ALLOC = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "5"}
+ALLOC = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "5", "PATH": "FAKEBIN"}
 
 
 class Serial(Task):
@@ -41,6 +41,37 @@ class NeedsThree(Task):
 
 def site(**mpi: object) -> SiteProfile:
     return SiteProfile(name="t", mpi=MpiSettings.model_validate({"oversubscribe": True, **mpi}))
+
+
+@pytest.fixture(autouse=True)
+def launchers_on_path(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """srun and mpirun as fake programs, so the rules do not depend on this machine."""
+    import os
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "bin"
+    folder.mkdir()
+    for name in ("srun", "mpirun"):
+        program = folder / name
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    ALLOC["PATH"] = str(folder)
+    monkeypatch.setenv("PATH", str(folder) + os.pathsep + os.environ.get("PATH", ""))
+
+
+def test_missing_launchers_are_clear_errors_or_fall_back(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    only_mpirun = Path(str(tmp_path)) / "only-mpirun"
+    only_mpirun.mkdir()
+    (only_mpirun / "mpirun").write_text("#!/bin/sh\n")
+    (only_mpirun / "mpirun").chmod(0o755)
+    env = {**ALLOC, "PATH": str(only_mpirun)}
+    assert choose_launch(Parallel, site(), env, ranks=2).launcher == "mpirun"  # srun missing: the site falls back
+    with pytest.raises(InputError, match="srun is not installed here"):
+        choose_launch(Parallel, site(), env, ranks=2, launcher="srun")
+    with pytest.raises(InputError, match="mpirun is not installed here"):
+        choose_launch(Parallel, site(), {"PATH": str(Path(str(tmp_path)) / "nothing")}, ranks=2)
 
 
 def test_srun_argv() -> None:
@@ -97,7 +128,7 @@ def test_the_command_line_and_the_task_override_the_allocation() -> None:
 
 
 def test_off_slurm_an_mpi_task_uses_mpirun_or_fails_clearly() -> None:
-    assert choose_launch(Parallel, site(), {}, ranks=2).launcher == "mpirun"
+    assert choose_launch(Parallel, site(), {"PATH": ALLOC["PATH"]}, ranks=2).launcher == "mpirun"
     with pytest.raises(InputError, match="does not fall back to mpirun"):
         choose_launch(Parallel, site(fallback_to_mpirun=False), {}, ranks=2)
     with pytest.raises(InputError, match="srun needs a Slurm allocation"):
