@@ -75,3 +75,26 @@ demo:
     step lute-kernel db show Test -c "$cfg"
     printf '\ndemo: done. The DB is %s/lute.db; try: .venv/bin/lute-kernel db show TestBinaryErr -w %s\n' \
         "$LUTE_WORK_DIR" "$LUTE_WORK_DIR"
+
+# The real thing: install Apptainer (root), build the psana2 image, write an XTC2 run with psana's own
+# xtcwriter inside it, and reduce it with SmallDataPsana2 in a container (then with 3 MPI ranks).
+demo-psana2:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v apptainer >/dev/null || bash scripts/install-apptainer.sh
+    lute-kernel images build psana2
+    export LUTE_WORK_DIR="$PWD/.demo/psana2"
+    rm -rf "$LUTE_WORK_DIR" && mkdir -p "$LUTE_WORK_DIR/xtc/smalldata"
+    image=$(python -c 'from lute_kernel.images import find_image; from lute_kernel.sites import load_site; print(find_image("psana2", load_site()).runnable)')
+    run=xpptut15-r0014-s000-c000
+    echo "==> writing 200 events of xpptut15 run 14 with psana's xtcwriter (inside the image)"
+    apptainer exec --containall --bind "$LUTE_WORK_DIR" "$image" sh -c \
+        "cd $LUTE_WORK_DIR/xtc && xtcwriter -f $run.xtc2 -n 200 >/dev/null && smdwriter -f $run.xtc2 -o smalldata/$run.smd.xtc2 >/dev/null"
+    cfg=config/examples/psana2.yaml
+    echo "==> lute-kernel run SmallDataPsana2 -c $cfg --runtime apptainer"
+    lute-kernel run SmallDataPsana2 -c "$cfg" --runtime apptainer
+    if command -v mpirun >/dev/null && [[ $(nproc) -ge 3 ]]; then
+        echo "==> the same with 3 MPI ranks"
+        lute-kernel run SmallDataPsana2 -c "$cfg" --runtime apptainer --ranks 3
+    fi
+    lute-kernel db show SmallDataPsana2 -w "$LUTE_WORK_DIR"
