@@ -85,5 +85,8 @@ def record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, paylo
             start=outcome.start,
             end=outcome.end,
             exit_code=outcome.exit_code,
+            config_path=str(prepared.config.path.resolve()),
+            site=prepared.site.name,
+            ranks=plan.ranks,
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
 import typer
@@ -60,11 +61,16 @@ def run(
     ranks: RanksOption = None,
 ) -> None:
     """Validate TASK's section of the config, run it, stream its log, and record it in the DB."""
+    _run_and_report(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks)
+
+
+def _run_and_report(task: str, config: Path, **options: Any) -> None:
+    """Prepare, run with live output and signal forwarding, print the status line, exit 0/1/2."""
     from lute_kernel.api import prepare, run_prepared
     from lute_kernel.cancel import CancelToken
 
     with reported_errors():
-        prepared = prepare(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks)
+        prepared = prepare(task, config, **options)
     cancel = CancelToken()
     previous = {
         s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in (signal.SIGINT, signal.SIGTERM)
@@ -83,6 +89,31 @@ def run(
         f" (row {outcome.row_id} in {outcome.db_path}){summary}"
     )
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_TASK_FAILED)
+
+
+@app.command()
+def rerun(
+    task: TaskArgument,
+    row_id: Annotated[int, typer.Argument(help="The row (id) of TASK's table to run again.")],
+    work_dir: Annotated[Path, typer.Option("--work-dir", "-w", help="Work directory holding lute.db.")],
+) -> None:
+    """Run a recorded row again: same config file, site, runtime, launcher and ranks (a new row)."""
+    from lute_kernel import db
+
+    with reported_errors():
+        row = db.get_row(work_dir, task, row_id)
+    if not row.get("prov.config"):
+        typer.echo(f"error: {task} row {row_id} was recorded without its config path; run it with `run`", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    typer.echo(f"lute-kernel: running {task} row {row_id} again from {row['prov.config']}")
+    _run_and_report(
+        task,
+        Path(row["prov.config"]),
+        site=row.get("prov.site") or None,
+        runtime=row.get("prov.runtime") or None,
+        launcher=row.get("prov.launcher") or None,
+        ranks=row.get("prov.ranks") or None,
+    )
 
 
 @app.command()

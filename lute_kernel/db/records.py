@@ -67,6 +67,9 @@ class RunRecord:
         start: When the Task started (naive datetimes are taken as UTC).
         end: When the Task ended (naive datetimes are taken as UTC).
         exit_code: The process exit code; None if it never started or is unknown.
+        config_path: The configuration file (absolute), so that the row can be run again.
+        site: The site profile the run used.
+        ranks: How many MPI ranks ran (1 for single-process Tasks).
     """
 
     task_name: str
@@ -90,6 +93,9 @@ class RunRecord:
     start: Optional[datetime] = None
     end: Optional[datetime] = None
     exit_code: Optional[int] = None
+    config_path: str = ""
+    site: str = ""
+    ranks: int = 1
 
 
 def _iso_utc(moment: Optional[datetime]) -> Optional[str]:
@@ -139,6 +145,9 @@ def _trailing_values(record: RunRecord) -> Dict[str, SqlValue]:
         "prov.start": _iso_utc(record.start),
         "prov.end": _iso_utc(record.end),
         "prov.exit_code": record.exit_code,
+        "prov.config": record.config_path,
+        "prov.site": record.site,
+        "prov.ranks": record.ranks,
     }
     return values
 

@@ -54,6 +54,9 @@ TASK_TRAILING_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("prov.start", "TEXT"),
     ("prov.end", "TEXT"),
     ("prov.exit_code", "INTEGER"),
+    ("prov.config", "TEXT"),
+    ("prov.site", "TEXT"),
+    ("prov.ranks", "INTEGER"),
 )
 """Columns every Task table has after its parameters (result, validity, provenance)."""
 

@@ -172,6 +172,9 @@ def test_task_table_schema_matches_upstream(tmp_path: Path) -> None:
         "prov.start",
         "prov.end",
         "prov.exit_code",
+        "prov.config",
+        "prov.site",
+        "prov.ranks",
     ]
     assert columns(tmp_path, "gen_cfg") == [
         "id",
