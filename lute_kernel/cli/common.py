@@ -18,7 +18,7 @@ SiteOption = Annotated[
 ]
 RuntimeOption = Annotated[
     Optional[str],
-    typer.Option("--runtime", help="Override the site's runtime ('local'; 'apptainer' in a later release)."),
+    typer.Option("--runtime", help="Override the site's runtime: 'apptainer' (the Task's image) or 'local' (this Python)."),
 ]
 LauncherOption = Annotated[
     Optional[str],
