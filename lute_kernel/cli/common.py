@@ -18,7 +18,9 @@ SiteOption = Annotated[
 ]
 RuntimeOption = Annotated[
     Optional[str],
-    typer.Option("--runtime", help="Override the site's runtime: 'apptainer' (the Task's image) or 'local' (this Python)."),
+    typer.Option(
+        "--runtime", help="Override the site's runtime: 'apptainer' (the Task's image) or 'local' (this Python)."
+    ),
 ]
 LauncherOption = Annotated[
     Optional[str],
