@@ -29,6 +29,11 @@ class ApptainerSettings(BaseModel):
         default_factory=lambda: ["--containall", "--cleanenv", "--no-home"],
         description="Isolation flags of every `apptainer exec`.",
     )
+    mpi_exec_flags: List[str] = Field(
+        default_factory=lambda: ["--contain", "--cleanenv", "--no-home"],
+        description="Isolation flags for MPI ranks: no private PID/IPC namespaces, which make ranks in"
+        " separate containers look alike to MPI (same host, same pid) and hang their communication.",
+    )
     extra_args: List[str] = Field(default_factory=list, description="More `apptainer exec` options for this site.")
     python: str = Field("python3", description="The image's Python (runs `-m lute_kernel.worker`).")
     binds: List[str] = Field(

@@ -1,6 +1,7 @@
 """The Apptainer runtime: the Task runs in its image with ``apptainer exec``. Pure argv building.
 
-Owns the container argv: isolation flags (``--containall --cleanenv --no-home``), explicit binds
+Owns the container argv: isolation flags (``--containall --cleanenv --no-home``; MPI ranks drop the
+private PID/IPC namespaces, see ``ApptainerSettings.mpi_exec_flags``), explicit binds
 (the run directory at a short fixed path for the socket; the kernel and Task folders read-only at
 their host paths, so images never need a rebuild when the kernel changes; work_dir and the site's
 data paths read-write), the Task's environment as ``--env`` pairs from an allowlist, ``--nv`` for
@@ -110,7 +111,8 @@ class ApptainerRuntime(Runtime):
         argv: List[str] = []
         if spec.resources.ranks > 1:  # per-rank PMI/Slurm variables must cross --cleanenv
             argv.extend([sys.executable, "-m", "lute_kernel.rank_env"])
-        argv.extend([self.settings.binary, "exec", *self.settings.exec_flags, *self.settings.extra_args])
+        flags = self.settings.mpi_exec_flags if spec.resources.ranks > 1 else self.settings.exec_flags
+        argv.extend([self.settings.binary, "exec", *flags, *self.settings.extra_args])
         if spec.resources.gpus:
             argv.append("--nv")
         argv.extend(["--pwd", spec.cwd])
