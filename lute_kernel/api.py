@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from lute_kernel.cancel import CancelToken
 from lute_kernel.config import LoadedConfig, load_config
@@ -25,7 +25,7 @@ from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.ranks import choose_launch
-from lute_kernel.recording import failure_summary, post_summary, preload_recorder, record
+from lute_kernel.recording import RunRecorder, failure_summary, post_summary
 from lute_kernel.registry import Registry, discover
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
@@ -62,11 +62,13 @@ class RunOutcome:
     status: TaskStatus
     summary: Any
     payload: Any
-    row_id: int
+    row_id: Optional[int]
     db_path: Path
     exit_code: Optional[int]
     reason: str
     seconds: float
+    not_recorded: str = ""
+    """Why the run has no row (the DB refused it); empty when it was recorded."""
 
     @property
     def ok(self) -> bool:
@@ -113,6 +115,9 @@ def prepare(
     config = load_config(config_path, env=env)
     header = validate_header(config)
     params = validate_parameters(spec, config, header)
+    from lute_kernel.db import check_recordable  # what the DB would refuse is refused before launch
+
+    check_recordable(params.lute_config.work_dir, spec.name, params.task_values())
     profile = load_site(site)
     choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(
@@ -154,8 +159,8 @@ def _tasklet_values(params: TaskParameters) -> Dict[str, Any]:
     return params.model_dump(mode="python")
 
 
-def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelToken]) -> ExecutionOutcome:
-    settings = ExecutionSettings(
+def _settings(prepared: PreparedRun) -> ExecutionSettings:
+    return ExecutionSettings(
         timeout_s=float(prepared.params.lute_config.task_timeout),
         grace_s=prepared.site.kill_grace_seconds,
         run_root=prepared.site.socket_root(),
@@ -165,20 +170,42 @@ def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelT
         transport=prepared.site.mpi.transport,
         tcp_host=prepared.site.mpi.tcp_host,
     )
+
+
+def _launch(
+    prepared: PreparedRun, recorder: RunRecorder, on_event: EventSink, cancel: Optional[CancelToken]
+) -> ExecutionOutcome:
     try:
         run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))
     except Exception as exc:
-        return ExecutionOutcome(
-            TaskStatus.FAILED,
-            None,
-            reason=f"a 'before' tasklet failed: {type(exc).__name__}: {exc}",
-        )
+        outcome = ExecutionOutcome(end=datetime.now(timezone.utc))
+        outcome.state.launch_failed(f"a 'before' tasklet failed: {type(exc).__name__}: {exc}")
+        return outcome
     try:
         return execute(
-            prepared.plan, prepared.request, settings, on_event=on_event, cancel=cancel, on_started=preload_recorder
+            prepared.plan, prepared.request, _settings(prepared), on_event=on_event, cancel=cancel, admit=recorder.begin
         )
     except LaunchError as exc:
-        return ExecutionOutcome(TaskStatus.FAILED, None, reason=str(exc))
+        outcome = ExecutionOutcome(end=datetime.now(timezone.utc))
+        outcome.state.launch_failed(str(exc))
+        return outcome
+
+
+def _completed_result(prepared: PreparedRun, outcome: ExecutionOutcome) -> Tuple[Any, Any]:
+    """Fill the result of a completed run from the parameters and run the ``after`` tasklets."""
+    result = outcome.result or {}
+    summary: Any = result.get("summary", "")
+    payload: Any = result.get("payload")
+    if payload is None:
+        payload = prepared.params.result_from_params()
+    if not summary and prepared.params.result_summary:
+        summary = prepared.params.result_summary
+    try:
+        extra = run_tasklets(list(prepared.spec.cls.after), _tasklet_values(prepared.params))
+        summary = merge_summaries(summary, {k: v for r in extra if isinstance(r, dict) for k, v in r.items()})
+    except Exception as exc:
+        outcome.state.after_tasklet_failed(f"an 'after' tasklet failed: {type(exc).__name__}: {exc}")
+    return summary, payload
 
 
 def run_prepared(
@@ -187,40 +214,33 @@ def run_prepared(
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
 ) -> RunOutcome:
-    """Run a prepared Task to the end and record it; the DB row is written whatever happened."""
-    outcome = _launch(prepared, on_event, cancel)
-    result = outcome.result or {}
-    summary: Any = result.get("summary", "")
-    payload: Any = result.get("payload")
+    """Run a prepared Task to the end and record it.
+
+    The row is written RUNNING before any Task code runs and finished afterwards, whatever
+    happened; if the DB refuses it, the outcome says so (``recorded`` False, ``not_recorded``
+    the reason) instead of raising.
+    """
+    recorder = RunRecorder(prepared)
+    outcome = _launch(prepared, recorder, on_event, cancel)
+    summary: Any = ""
+    payload: Any = None
     if outcome.status == TaskStatus.COMPLETED:
-        if payload is None:
-            payload = prepared.params.result_from_params()
-        if not summary and prepared.params.result_summary:
-            summary = prepared.params.result_summary
-        try:
-            extra = run_tasklets(list(prepared.spec.cls.after), _tasklet_values(prepared.params))
-            summary = merge_summaries(summary, {k: v for r in extra if isinstance(r, dict) for k, v in r.items()})
-        except Exception as exc:
-            outcome.status, outcome.reason = (
-                TaskStatus.FAILED,
-                f"an 'after' tasklet failed: {type(exc).__name__}: {exc}",
-            )
-    if outcome.status != TaskStatus.COMPLETED:
+        summary, payload = _completed_result(prepared, outcome)
+    status = outcome.state.finish()
+    if status != TaskStatus.COMPLETED:
         summary = failure_summary(outcome)
-    on_event(
-        RunEvent(
-            "status",
-            f"{prepared.spec.name} {outcome.status.value}" + (f": {outcome.reason}" if outcome.reason else ""),
-        )
-    )
+    because = f": {outcome.reason}" if outcome.reason else ""
+    on_event(RunEvent("status", f"{prepared.spec.name} {status.value}{because}"))
     post_summary(prepared, summary, on_event)
-    row_id = record(prepared, outcome, summary, payload)
-    from lute_kernel.db import db_path
+    row_id, not_recorded = recorder.finish(outcome, summary, payload)
+    if not_recorded:
+        on_event(RunEvent("status", f"not recorded: {not_recorded}", level="ERROR"))
+    from lute_kernel.db import db_path  # imported by the recorder already
 
     end = outcome.end or datetime.now(timezone.utc)
     return RunOutcome(
         task_name=prepared.spec.name,
-        status=outcome.status,
+        status=status,
         summary=summary,
         payload=payload,
         row_id=row_id,
@@ -228,6 +248,7 @@ def run_prepared(
         exit_code=outcome.exit_code,
         reason=outcome.reason,
         seconds=(end - outcome.start).total_seconds(),
+        not_recorded=not_recorded,
     )
 
 

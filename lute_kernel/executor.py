@@ -3,31 +3,33 @@
 Owns the host-side loop. It waits on file descriptors only (the ZMQ sockets, a pidfd for process
 exit, the output pipes, the cancel pipe) with the nearest deadline as the poll timeout: no fixed
 sleeps. On timeout, cancellation or a missing MPI rank it signals the whole process group, waits a
-grace period on the pidfd, then SIGKILLs the group; after any exit it kills stragglers and removes
-the run directory. It does not touch the DB (``api`` records the outcome).
+grace period on the pidfd, then SIGKILLs the group; after any exit it kills stragglers (the kernel is
+a child subreaper, so escaped descendants are found too) and removes the run directory. It reports
+what it learns to the run's ``RunState`` and never decides a status itself; it does not touch the
+DB (``api`` records the outcome through the ``admit`` hook and afterwards).
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional
 
+from lute_kernel import deadman
 from lute_kernel.cancel import CancelToken
+from lute_kernel.descendants import become_subreaper, reaped
 from lute_kernel.events import EventSink, ignore_events
 from lute_kernel.launch_session import ExecutionOutcome, ExecutionSettings, LaunchSession, signal_group
 from lute_kernel.plan import LaunchPlan
+from lute_kernel.run_state import signal_name
 from lute_kernel.task import TaskStatus
 
 __all__ = ["ExecutionOutcome", "ExecutionSettings", "execute"]
 
 
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with code {code}"
+MAX_POLL_MS = 60 * 60 * 1000
+"""Longest single poll: deadlines further away are re-checked hourly (poll takes a C int)."""
 
 
 def execute(
@@ -37,17 +39,26 @@ def execute(
     *,
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
-    on_started: Optional[Callable[[], None]] = None,
+    admit: Optional[Callable[[], None]] = None,
 ) -> ExecutionOutcome:
-    """Run ``plan`` to the end; ``request`` is the params message for a worker (None for binaries)."""
-    run = LaunchSession(plan, request, settings, on_event, cancel)
+    """Run ``plan`` to the end; ``request`` is the params message for a worker (None for binaries).
+
+    ``admit`` runs once before any Task code may run (before a binary is spawned; before the first
+    worker gets its parameters): it records the RUNNING row. If it raises, the Task never starts.
+    The outcome's state is not final: the caller may still report an ``after`` tasklet's failure,
+    then calls ``outcome.state.finish()``.
+    """
+    become_subreaper()  # a Task's setsid'd or double-forked descendant comes back to us, not to init
+    run = LaunchSession(plan, request, settings, on_event, cancel, admit)
     try:
         proc = run.start()
     except BaseException:
-        shutil.rmtree(run.run_dir, ignore_errors=True)
+        run.close()
         raise
-    if on_started is not None:
-        on_started()
+    if proc is None:  # not admitted: nothing was started
+        run.close()
+        run.outcome.end = datetime.now(timezone.utc)
+        return run.outcome
     deadline = time.monotonic() + settings.timeout_s
     try:
         while proc.poll() is None:
@@ -65,6 +76,7 @@ def execute(
             run.check_ranks(proc.pid)
             wake = run.next_wake(deadline)
             timeout_ms = None if wake is None else max(0, int((wake - time.monotonic()) * 1000) + 1)
+            timeout_ms = MAX_POLL_MS if timeout_ms is None else min(timeout_ms, MAX_POLL_MS)
             for item, _ in run.poller.poll(timeout_ms):
                 if run.server is not None and item is run.server.socket:
                     run.handle_messages()
@@ -73,51 +85,23 @@ def execute(
                 elif cancel is not None and item == cancel.fileno():
                     run.poller.unregister(cancel.fileno())
                     signum = cancel.signum or signal.SIGTERM
-                    run.terminate(
-                        proc.pid,
-                        TaskStatus.CANCELLED,
-                        signum,
-                        f"cancelled by {signal.Signals(signum).name}",
-                    )
+                    run.state.cancel_requested(signum)
+                    run.terminate(proc.pid, TaskStatus.CANCELLED, signum, f"cancelled by {signal_name(signum)}")
                 elif item in run.pipes:
                     run.handle_pipe(item)
-        run.outcome.exit_code = proc.returncode
+        run.state.process_exited(proc.returncode)
         signal_group(proc.pid, signal.SIGKILL)  # nothing the Task started may outlive it
         run.wait_final_messages()
     finally:
         if proc.poll() is None:
             signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
+        reaped(proc.pid)
+        deadman.release(proc.pid)
         run.close()
         run.outcome.end = datetime.now(timezone.utc)
-    _settle_status(run.outcome, worker=request is not None, hello_seen=run.hello_seen)
-    if (
-        cancel is not None
-        and cancel.cancelled
-        and run.outcome.status not in (TaskStatus.COMPLETED, TaskStatus.TIMEDOUT)
-    ):
+    if cancel is not None and cancel.cancelled:
         # Slurm's scancel signals the kernel and the step at once: ranks may vanish before the
-        # cancel pipe is read. Whatever tore the run down, it ended because it was cancelled.
-        signum = cancel.signum or signal.SIGTERM
-        run.outcome.status, run.outcome.reason = TaskStatus.CANCELLED, f"cancelled by {signal.Signals(signum).name}"
+        # cancel pipe is read. The state decides whether the cancel or the Task's own end wins.
+        run.state.cancel_requested(cancel.signum or signal.SIGTERM)
     return run.outcome
-
-
-def _settle_status(outcome: ExecutionOutcome, *, worker: bool, hello_seen: bool) -> None:
-    if outcome.status != TaskStatus.RUNNING:  # decided already: timed out, cancelled, a rank missing
-        return
-    code = outcome.exit_code if outcome.exit_code is not None else -1
-    if outcome.error is not None:
-        outcome.status, outcome.reason = (
-            TaskStatus.FAILED,
-            f"{outcome.error.get('type')}: {outcome.error.get('message')}",
-        )
-    elif code == 0 and (not worker or outcome.result is not None):
-        reported = (outcome.result or {}).get("task_status", TaskStatus.COMPLETED)
-        outcome.status = TaskStatus(reported)
-    else:
-        outcome.status = TaskStatus.FAILED
-        missing = "" if not worker or hello_seen else " before connecting to the kernel"
-        outcome.reason = f"the Task {_exit_reason(code)}{missing}"
-        if code == 0:
-            outcome.reason = "the Task exited without reporting a result"

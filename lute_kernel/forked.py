@@ -72,7 +72,13 @@ class ForkedProcess:
         return self.returncode
 
 
-def _become_worker(env: dict[str, str], cwd: str, out_fd: int, err_fd: int, ready_fd: int) -> int:
+def _become_worker(
+    env: dict[str, str],
+    cwd: str,
+    out_fd: int,
+    err_fd: int,
+    ready_fd: int,
+) -> int:
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((devnull, 0), (out_fd, 1), (err_fd, 2)):

@@ -17,16 +17,19 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import zmq
 
 from lute_kernel.cancel import CancelToken
+from lute_kernel.descendants import RUN_ID_VARIABLE, run_ended, run_started, sweep
 from lute_kernel.events import EventSink, RunEvent
 from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
+from lute_kernel.run_dirs import RUN_DIR_PREFIX, clean_stale_run_dirs, make_run_dir
+from lute_kernel.run_state import RunState, signal_name
 from lute_kernel.spawn import spawn
 from lute_kernel.task import TaskStatus
 
@@ -36,17 +39,39 @@ FINAL_MESSAGES_WAIT_S = 2.0
 
 @dataclass
 class ExecutionOutcome:
-    """How one launch ended."""
+    """How one launch ended: the run's state (the one owner of its status) and what was seen."""
 
-    status: TaskStatus
-    exit_code: Optional[int]
-    reason: str = ""
-    result: Optional[Dict[str, Any]] = None
-    error: Optional[Dict[str, Any]] = None
+    state: RunState = field(default_factory=RunState)
     stderr_tail: List[str] = field(default_factory=list)
     start: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     end: Optional[datetime] = None
     messages: int = 0
+    rejected_frames: int = 0
+
+    @property
+    def status(self) -> TaskStatus:
+        """The verdict so far (final once ``state.finish()`` ran)."""
+        return self.state.verdict()[0]
+
+    @property
+    def reason(self) -> str:
+        """Why the run ended as it did (empty for a clean completion)."""
+        return self.state.verdict()[1]
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        """The launched process's exit code (negative: the signal that killed it)."""
+        return self.state.exit_code
+
+    @property
+    def result(self) -> Optional[Dict[str, Any]]:
+        """Rank 0's result message, if it sent one."""
+        return self.state.result
+
+    @property
+    def error(self) -> Optional[Dict[str, Any]]:
+        """The first error a rank reported, if any."""
+        return self.state.error
 
 
 @dataclass(frozen=True)
@@ -81,19 +106,24 @@ class LaunchSession:
         settings: ExecutionSettings,
         on_event: EventSink,
         cancel: Optional[CancelToken],
+        admit: Optional[Callable[[], None]] = None,
     ) -> None:
         self.plan, self.request, self.settings = plan, request, settings
-        self.on_event, self.cancel = on_event, cancel
-        self.outcome = ExecutionOutcome(status=TaskStatus.RUNNING, exit_code=None)
+        self.on_event, self.cancel, self.admit = on_event, cancel, admit
+        self.outcome = ExecutionOutcome()
+        self.state = self.outcome.state
+        self.state.worker = request is not None
         self.poller = zmq.Poller()
-        if plan.run_dir:  # planned (its path is in a container's bind argv): made here, private
-            self.run_dir = Path(plan.run_dir)
-            self.run_dir.mkdir(mode=0o700)
-        else:
-            self.run_dir = Path(tempfile.mkdtemp(prefix="lute-", dir=settings.run_root))
+        root = Path(plan.run_dir).parent if plan.run_dir else (settings.run_root or Path(tempfile.gettempdir()))
+        clean_stale_run_dirs(root)
+        # Planned (its path is in a container's bind argv) or made up here: private either way.
+        path = Path(plan.run_dir) if plan.run_dir else root / f"{RUN_DIR_PREFIX}{secrets.token_hex(6)}"
+        self.run_dir = make_run_dir(path)
+        self.run_id = self.run_dir.name
         self.server: Optional[IpcServer] = None
         self.hellos: Set[int] = set()
         self.byes: Set[int] = set()
+        self.admitted = False
         self.kill_at: Optional[float] = None
         self.hello_deadline = time.monotonic() + settings.hello_timeout_s
 
@@ -107,9 +137,31 @@ class LaunchSession:
         """True once every rank said bye."""
         return len(self.byes) >= self.settings.ranks
 
+    def _admit(self) -> bool:
+        """Run the admission step once (it records the RUNNING row); False when it failed."""
+        if self.admitted:
+            return True
+        if self.admit is not None:
+            try:
+                self.admit()
+            except Exception as exc:  # e.g. the DB cannot be written: the Task must not start
+                self.state.launch_failed(f"not started: {exc}")
+                return False
+        self.admitted = True
+        return True
+
     def start(self) -> Any:
-        """Bind the socket (for a worker), spawn the plan, and register everything the loop waits on."""
+        """Bind the socket (for a worker), spawn the plan, and register everything the loop waits on.
+
+        A binary is admitted before it is spawned; a worker when its first rank says hello (so
+        the container starts while the RUNNING row is written, and no Task code runs before it).
+        Returns None when admission failed (nothing was started).
+        """
+        prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
         env = dict(self.plan.env)
+        env[RUN_ID_VARIABLE] = env[f"{prefix}{RUN_ID_VARIABLE}"] = self.run_id
+        if self.request is None and not self._admit():
+            return None
         if self.request is not None:
             self.server = IpcServer(
                 self.run_dir,
@@ -118,7 +170,6 @@ class LaunchSession:
                 transport=self.settings.transport,
                 tcp_host=self.settings.tcp_host,
             )
-            prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
             inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
             env[f"{prefix}LUTE_IPC_ENDPOINT"] = inside or self.server.endpoint
             env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
@@ -127,6 +178,8 @@ class LaunchSession:
             self.poller.register(self.server.socket, zmq.POLLIN)
             self.poller.register(self.server.monitor, zmq.POLLIN)
         proc = spawn(replace(self.plan, env=env))
+        self.state.launched()
+        run_started(self.run_id, proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         self.stdout, self.stderr = (
             OutputPipe(proc.stdout.fileno(), "stdout"),
@@ -151,7 +204,11 @@ class LaunchSession:
             body = message.body
             if message.kind == "hello":
                 self.hellos.add(message.rank)
-                self.server.send(identity, "params", self.request or {})
+                self.state.worker_connected()
+                if self._admit():
+                    self.server.send(identity, "params", self.request or {})
+                else:
+                    self.terminate(self.proc.pid, TaskStatus.FAILED, signal.SIGTERM, self.state.launch_failure or "")
             elif message.kind == "log":
                 self.on_event(
                     RunEvent(
@@ -164,9 +221,9 @@ class LaunchSession:
             elif message.kind == "progress":
                 self.on_event(RunEvent("progress", _progress_text(body), message.rank, data=body.get("data")))
             elif message.kind == "result" and message.rank == 0:
-                self.outcome.result = body
+                self.state.reported_result(body)
             elif message.kind == "error":
-                self.outcome.error = body
+                self.state.reported_error(body)
                 self.on_event(RunEvent("log", f"{body.get('type')}: {body.get('message')}", message.rank, "ERROR"))
             elif message.kind == "bye":
                 self.byes.add(message.rank)
@@ -181,11 +238,10 @@ class LaunchSession:
             self.poller.unregister(fd)
 
     def terminate(self, pgid: int, status: TaskStatus, signum: int, reason: str) -> None:
-        """Decide the status, signal the group once, and arm the SIGKILL after the grace period."""
-        if self.kill_at is not None:
+        """Report the teardown to the run's state, signal the group once, arm the SIGKILL after the grace."""
+        if self.kill_at is not None or not self.state.tore_down(status, reason):
             return
-        self.outcome.status, self.outcome.reason = status, reason
-        self.on_event(RunEvent("status", f"{reason}: sending {signal.Signals(signum).name} to the Task"))
+        self.on_event(RunEvent("status", f"{reason}: sending {signal_name(signum)} to the Task"))
         signal_group(pgid, signum)
         self.kill_at = time.monotonic() + self.settings.grace_s
 
@@ -232,15 +288,20 @@ class LaunchSession:
                 return
 
     def close(self) -> None:
-        """Drain and close the pipes, close the pidfd and socket, remove the run directory."""
-        for pipe in self.pipes.values():
-            for line in pipe.drain():
-                self.on_event(RunEvent(pipe.name, line))
-        self.outcome.stderr_tail = list(self.stderr.tail)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        os.close(self.pidfd)
+        """Sweep escaped descendants, drain and close the pipes, close the pidfd and socket, remove the run dir."""
+        if hasattr(self, "proc"):
+            run_ended(self.run_id)
+            swept = sweep(self.run_id)
+            if swept:
+                self.on_event(RunEvent("status", f"killed {swept} process(es) the Task left behind"))
+            for pipe in self.pipes.values():
+                for line in pipe.drain():
+                    self.on_event(RunEvent(pipe.name, line))
+            self.outcome.stderr_tail = list(self.stderr.tail)
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+            os.close(self.pidfd)
         if self.server is not None:
             self.server.close(self.run_dir / SOCKET_NAME)
         shutil.rmtree(self.run_dir, ignore_errors=True)

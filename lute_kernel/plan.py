@@ -50,6 +50,8 @@ class LaunchPlan:
     """How the executor passes a variable to the Task without argv (``APPTAINERENV_`` in containers)."""
     ranks: int = 1
     """How many worker processes will connect (MPI ranks)."""
+    task_env: Dict[str, str] = field(default_factory=dict)
+    """The environment the Task itself receives (inside the container); what the DB records."""
 
 
 def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
@@ -70,4 +72,5 @@ def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env
         ipc_endpoint=runtime.ipc_endpoint(spec.run_dir) if spec.run_dir else "",
         task_env_prefix=runtime.task_env_prefix,
         ranks=spec.resources.ranks,
+        task_env=dict(spec.env),
     )

@@ -1,44 +1,41 @@
-"""Recording a finished run: its DB row, its eLog run parameters, its failure summary.
+"""Recording a run: its RUNNING row before the Task starts, the final row after, the eLog post.
 
 Owns turning a run's outcome into what is kept: the ``RunRecord`` (parameters, result, provenance)
 written through ``lute_kernel.db`` (the one writer is the kernel's run path, never a Task or the
-worker), the dict summary posted to the eLog when the site has one, and the one-line summary of a
-failure. The DB layer is imported in the background while the Task runs (``preload_recorder``).
+worker) — first as RUNNING, so a kernel that dies leaves a visible row (``db ls`` shows it LOST),
+then finished once with the final status — the dict summary posted to the eLog when the site has
+one, and the one-line summary of a failure. A recording that fails is reported, never raised: the
+run's outcome says "not recorded" and why.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import socket
-import threading
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from lute_kernel import __version__
+from lute_kernel.errors import LuteError
 from lute_kernel.events import EventSink, RunEvent
-from lute_kernel.executor import ExecutionOutcome
+from lute_kernel.launch_session import ExecutionOutcome
 from lute_kernel.summaries import payload_for_db, summary_dict, summary_text
 from lute_kernel.task import TaskStatus
 
 if TYPE_CHECKING:
     from lute_kernel.api import PreparedRun
+    from lute_kernel.db import RunRecord
 
-COMMUNICATOR = "zmq ipc, json frames v1"
-
-
-def preload_recorder() -> None:
-    """Import the DB layer in the background while the Task runs: it is needed only afterwards.
-
-    Started after the Task's process exists, never before a fork (a child must not inherit a
-    half-held import lock).
-    """
-    threading.Thread(target=importlib.import_module, args=("lute_kernel.db",), daemon=True).start()
+COMMUNICATOR = "zmq ipc, json frames v2"
 
 
 def failure_summary(outcome: ExecutionOutcome) -> str:
     """Return why a run failed: the reason, the exception's last line, or the stderr tail."""
     parts = [outcome.reason]
     if outcome.error and outcome.error.get("traceback"):
-        parts.append(str(outcome.error["traceback"]).strip().splitlines()[-1])
+        lines = str(outcome.error["traceback"]).strip().splitlines()
+        if lines:
+            parts.append(lines[-1])
     if outcome.stderr_tail and not outcome.error:
         parts.append("stderr: " + " | ".join(outcome.stderr_tail[-5:]))
     return "; ".join(p for p in parts if p)
@@ -56,23 +53,29 @@ def post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> No
             on_event(RunEvent("log", problem, level="WARNING"))
 
 
-def record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, payload: Any) -> int:
-    """Write the run's row (whatever happened) and return its id."""
-    from lute_kernel.db import RunRecord, record_run  # imported while the Task runs, not before it starts
+class RunRecorder:
+    """Writes one run's row: ``begin()`` as RUNNING (the executor's admission step), ``finish()`` after."""
 
-    plan = prepared.plan
-    return record_run(
-        prepared.work_dir,
-        RunRecord(
+    def __init__(self, prepared: PreparedRun) -> None:
+        self.prepared = prepared
+        self.row_id: Optional[int] = None
+        self.started = datetime.now(timezone.utc)
+
+    def _record(self, status: TaskStatus, outcome: Optional[ExecutionOutcome], summary: Any, payload: Any) -> RunRecord:
+        from lute_kernel.db import RunRecord, recorded_env  # not on the path before the spawn
+
+        prepared, plan = self.prepared, self.prepared.plan
+        result = outcome.result if outcome is not None else None
+        return RunRecord(
             task_name=prepared.spec.name,
             header=prepared.params.lute_config.db_header(),
             parameters=prepared.params.task_values(),
-            task_status=outcome.status.value,
+            task_status=status.value,
             summary=summary_text(summary),
             payload=payload_for_db(payload),
-            impl_schemas=str((outcome.result or {}).get("impl_schemas") or prepared.params.impl_schemas or ""),
-            valid=outcome.status == TaskStatus.COMPLETED,
-            env=plan.env,
+            impl_schemas=str((result or {}).get("impl_schemas") or prepared.params.impl_schemas or ""),
+            valid=status == TaskStatus.COMPLETED,
+            env=recorded_env(plan.task_env),
             poll_interval=0.0,
             communicator_desc=COMMUNICATOR if prepared.request is not None else "pipes (binary)",
             runtime=plan.runtime,
@@ -82,11 +85,30 @@ def record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, paylo
             kernel_version=__version__,
             argv=list(plan.argv),
             host=socket.gethostname(),
-            start=outcome.start,
-            end=outcome.end,
-            exit_code=outcome.exit_code,
+            pid=os.getpid(),
+            start=outcome.start if outcome is not None else self.started,
+            end=outcome.end if outcome is not None else None,
+            exit_code=outcome.exit_code if outcome is not None else None,
             config_path=str(prepared.config.path.resolve()),
             site=prepared.site.name,
             ranks=plan.ranks,
-        ),
-    )
+        )
+
+    def begin(self) -> None:
+        """Write the RUNNING row (raises DatabaseError: the Task must then not start)."""
+        from lute_kernel.db import begin_run
+
+        self.row_id = begin_run(self.prepared.work_dir, self._record(TaskStatus.RUNNING, None, "", None))
+
+    def finish(self, outcome: ExecutionOutcome, summary: Any, payload: Any) -> Tuple[Optional[int], str]:
+        """Write the final row; return ``(row id, "")``, or ``(None, why it was not recorded)``."""
+        from lute_kernel.db import finish_run
+
+        try:
+            if self.row_id is None:  # failed before admission (a 'before' tasklet, a bad spawn)
+                self.begin()
+            assert self.row_id is not None
+            finish_run(self.prepared.work_dir, self.row_id, self._record(outcome.status, outcome, summary, payload))
+        except (LuteError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}" if not isinstance(exc, LuteError) else str(exc)
+        return self.row_id, ""

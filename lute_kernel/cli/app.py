@@ -64,19 +64,27 @@ def run(
     _run_and_report(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks)
 
 
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+"""Signals that cancel the run (forwarded to the Task): Ctrl-C, scancel/kill, a closed terminal, Ctrl-\\."""
+
+
 def _run_and_report(task: str, config: Path, **options: Any) -> None:
     """Prepare, run with live output and signal forwarding, print the status line, exit 0/1/2."""
     from lute_kernel.api import prepare, run_prepared
     from lute_kernel.cancel import CancelToken
 
-    with reported_errors():
-        prepared = prepare(task, config, **options)
     cancel = CancelToken()
-    previous = {
-        s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in (signal.SIGINT, signal.SIGTERM)
-    }
+    # Installed before anything slow: a signal during start-up cancels cleanly (nothing is launched
+    # yet, so preparing is simply not continued), instead of a traceback from wherever it landed.
+    previous = {s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in FORWARDED_SIGNALS}
     try:
-        outcome = run_prepared(prepared, on_event=_print_event, cancel=cancel)
+        with reported_errors():
+            prepared = prepare(task, config, **options)
+        if cancel.cancelled:
+            typer.echo(f"lute-kernel: cancelled by {signal.Signals(cancel.signum or 2).name} before launch", err=True)
+            raise typer.Exit(EXIT_TASK_FAILED)
+        with reported_errors():
+            outcome = run_prepared(prepared, on_event=_print_event, cancel=cancel)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -84,10 +92,11 @@ def _run_and_report(task: str, config: Path, **options: Any) -> None:
     from lute_kernel.summaries import summary_text
 
     summary = f" — {summary_text(outcome.summary)}" if outcome.summary else ""
-    typer.echo(
-        f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s"
-        f" (row {outcome.row_id} in {outcome.db_path}){summary}"
-    )
+    where = f"row {outcome.row_id} in {outcome.db_path}" if outcome.row_id is not None else "NOT RECORDED"
+    typer.echo(f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s ({where}){summary}")
+    if outcome.not_recorded:
+        typer.echo(f"error: not recorded in {outcome.db_path}: {outcome.not_recorded}", err=True)
+        raise typer.Exit(EXIT_TASK_FAILED)
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_TASK_FAILED)
 
 

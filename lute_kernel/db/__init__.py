@@ -7,6 +7,7 @@ Re-exports the public API. Only the executor records runs; readers (config subst
 
 from __future__ import annotations
 
+from lute_kernel.db._stub_core import RunRecord, begin_run, check_recordable, finish_run, recorded_env
 from lute_kernel.db.connection import db_path
 from lute_kernel.db.flatten import flatten
 from lute_kernel.db.queries import (
@@ -17,7 +18,7 @@ from lute_kernel.db.queries import (
     list_rows,
     list_tasks,
 )
-from lute_kernel.db.records import RunRecord, invalidate, record_run
+from lute_kernel.db.records import invalidate, record_run
 
 __all__ = [
     "RunRecord",

@@ -15,7 +15,17 @@ from typing import Any, Callable, Dict
 
 import pytest
 from conftest import run_cli
-from e2e import TEST_BIN, LiveRun, assert_no_leftovers, isolated_env, last_line, only_row, run_dirs, wait_gone
+from e2e import (
+    TEST_BIN,
+    LiveRun,
+    assert_no_leftovers,
+    isolated_env,
+    last_line,
+    only_row,
+    processes_marked,
+    run_dirs,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +154,11 @@ def _check_while_running(tmpdir: Path, child: int) -> None:
     assert "SECRET_TOKEN" not in environ
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT],
+    ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"],
+)
 def test_signal_to_the_kernel_cancels_the_task_and_its_children(
     signum: signal.Signals,
     make_config: Callable[..., Path],
@@ -167,3 +181,31 @@ def test_signal_to_the_kernel_cancels_the_task_and_its_children(
     assert f"cancelled by {signum.name}" in row["result.summary"]
     assert wait_gone(child), "the Task's child outlived the cancellation"
     assert_no_leftovers(tmpdir)
+
+
+def test_a_killed_kernel_takes_its_task_along_and_leaves_a_visible_row(
+    make_config: Callable[..., Path],
+    work_dir: Path,
+    start_env: Dict[str, str],
+    tmp_path: Path,
+) -> None:
+    # SIGKILL cannot be handled: the worker must die by itself (parent-death signal), the RUNNING
+    # row stays (shown LOST by `db ls/show`), and the next run removes the dead kernel's run dir.
+    config = make_config({"FaultSleep": {"seconds": 60, "spawn_child": True}, "Test": {"sleep_secs": 0}})
+    tmpdir = tmp_path / "t"
+    env = isolated_env(start_env, tmpdir)
+    with LiveRun("run", "FaultSleep", "-c", str(config), env=env) as live:
+        child = _child_pid(live.wait_for("child pid"))
+        live.wait_for("sleeping")
+        workers = processes_marked("LUTE_TASK=FaultSleep")
+        live.proc.send_signal(signal.SIGKILL)
+        live.finish(timeout=30)
+    assert workers and all(wait_gone(pid) for pid in workers), "the worker outlived its kernel"
+    assert wait_gone(child), "the Task's child outlived its kernel"
+    assert len(run_dirs(tmpdir)) == 1  # nobody was left to remove it
+    row = only_row(work_dir, "FaultSleep")
+    assert row["result.task_status"] == "RUNNING" and row["valid_flag"] == 0
+    shown = run_cli("db", "show", "FaultSleep", "-w", str(work_dir), env=env)
+    assert "LOST" in shown.stdout, shown.stdout
+    assert run_cli("run", "Test", "-c", str(config), env=env).returncode == 0
+    assert run_dirs(tmpdir) == [], "the next run must remove a dead kernel's run directory"

@@ -89,3 +89,58 @@ class WithTasklets(Task):
         with open(os.path.join(params.outdir, "out.txt"), "w") as handle:
             handle.write("x\n" * params.lines)
         self.result.summary = {"wrote": params.lines}
+
+
+class FaultEscape(Task):
+    """Starts a descendant that leaves the run's process group (setsid, or a double fork), then finishes."""
+
+    image = "smoke"
+
+    class Parameters(TaskParameters):
+        how: str = param("setsid", "'setsid' (a new session) or 'double_fork' (orphaned grandchild).")
+        clear_env: bool = param(False, "Start the escapee with an empty environment (no run marker).")
+        seconds: float = param(0.0, "Sleep this long after starting it (e.g. to be timed out).")
+
+    def run(self) -> None:
+        params = self.params
+        assert isinstance(params, FaultEscape.Parameters)
+        env = {} if params.clear_env else None
+        read_fd, write_fd = os.pipe()
+        if params.how == "setsid":
+            child = subprocess.Popen(["sleep", "300"], start_new_session=True, env=env)
+            pid = child.pid
+        else:
+            middle = os.fork()
+            if middle == 0:  # pragma: no cover - child
+                os.setsid()
+                grandchild = os.fork()
+                if grandchild == 0:
+                    os.execvpe("sleep", ["sleep", "300"], env if env is not None else os.environ)
+                os.write(write_fd, str(grandchild).encode())
+                os._exit(0)
+            os.waitpid(middle, 0)
+            pid = int(os.read(read_fd, 32))
+        self.log.info("escapee pid %d", pid)
+        time.sleep(params.seconds)
+        self.result.summary = "escaped"
+
+
+class FaultOutput(Task):
+    """Writes `megabytes` MB to stdout, in lines of `line_bytes` bytes (0: no newline at all)."""
+
+    class Parameters(TaskParameters):
+        megabytes: int = param(64, "How much to write.")
+        line_bytes: int = param(0, "Bytes per line; 0 writes no newline.")
+
+    def run(self) -> None:
+        params = self.params
+        assert isinstance(params, FaultOutput.Parameters)
+        chunk = b"x" * (1 << 20)
+        if params.line_bytes:
+            line = b"y" * (params.line_bytes - 1) + b"\n"
+            chunk = line * max(1, (1 << 20) // params.line_bytes)
+        out = os.fdopen(1, "wb", buffering=0, closefd=False)
+        written = 0
+        while written < params.megabytes << 20:
+            written += out.write(chunk) or 0
+        self.result.summary = {"written": written}

@@ -118,7 +118,7 @@ def run(registry: Registry, run_root: Path, make_config: Callable[..., Path]) ->
             settings,
             on_event=sink,
             cancel=cancel,
-            on_started=lambda: started.append(1),
+            admit=lambda: started.append(1),
         )
         seconds = time.monotonic() - begin
         assert list(run_root.iterdir()) == [], "the run directory (and its socket) must be removed"
@@ -406,3 +406,55 @@ def test_a_tasks_own_stdout_and_stderr_become_events(
     assert [e.text for e in events if e.kind == "stdout"] == ["to stdout"]
     assert [e.text for e in events if e.kind == "stderr"] == ["to stderr"]
     assert outcome.stderr_tail == ["to stderr"]
+
+
+def escapee_pid(result: Run) -> int:
+    [pid] = [int(m.group(1)) for t in result.texts("log") if (m := re.fullmatch(r"escapee pid (\d+)", t))]
+    return pid
+
+
+@pytest.mark.parametrize("how", ["setsid", "double_fork"])
+@pytest.mark.parametrize("clear_env", [False, True])
+def test_descendants_that_leave_the_process_group_do_not_outlive_the_run(
+    run: Runner, start: str, how: str, clear_env: bool
+) -> None:
+    result = run("FaultEscape", {"how": how, "clear_env": clear_env})
+    assert result.outcome.status == TaskStatus.COMPLETED
+    pid = escapee_pid(result)
+    assert gone_within(pid, 1.0), f"escapee {pid} ({how}) outlived the run"
+    assert any("left behind" in t for t in result.texts("status"))
+
+
+def test_an_escapee_of_a_timed_out_task_is_killed_too(run: Runner, start: str) -> None:
+    result = run("FaultEscape", {"how": "double_fork", "seconds": 30}, timeout=1, grace=1)
+    assert result.outcome.status == TaskStatus.TIMEDOUT
+    assert gone_within(escapee_pid(result), 1.0)
+
+
+@pytest.mark.parametrize("line_bytes", [0, 100])
+def test_output_floods_never_starve_the_deadline(run: Runner, start: str, line_bytes: int) -> None:
+    # 2 GB: far more than can be written before the 2 s deadline; the kernel must stop it on time,
+    # with bounded memory (each over-long line keeps at most 64 KiB).
+    result = run("FaultOutput", {"megabytes": 2048, "line_bytes": line_bytes}, timeout=2, grace=1)
+    assert result.outcome.status == TaskStatus.TIMEDOUT
+    assert result.seconds < 10
+    assert all(len(t) < 70_000 for t in result.texts("stdout"))
+
+
+def test_one_process_keeps_the_fork_fast_start_over_many_runs(
+    registry: Registry, run_root: Path, make_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long-lived process (a flow) runs Task after Task: no run may leave a thread behind that
+    # turns the fork fast start off for the next one.
+    monkeypatch.delenv("LUTE_NO_FORK", raising=False)
+    if threading.active_count() != 1:
+        pytest.skip(f"fork start needs a single-threaded kernel; threads: {threading.enumerate()}")
+    config = make_config({"Test": {"sleep_secs": 0, "compound_var": {}}})
+    starts = []
+    for _ in range(50):
+        prepared = api.prepare("Test", config, registry=registry, site="local")
+        starts.append(can_fork(prepared.plan.argv, prepared.plan.runtime))
+        outcome = api.run_prepared(prepared)
+        assert outcome.status == TaskStatus.COMPLETED, outcome.reason
+    assert starts == [True] * 50
+    assert threading.active_count() == 1
