@@ -19,6 +19,11 @@ test *args:
 test-unit *args:
     pytest -q -p no:cacheprovider -m "not integration" "$@"
 
+# The reliability suite (tests/reliability, also part of `test`): bad input, Task faults, kernel signals,
+# the DB under concurrency, IPC strangers, container isolation. Prints the figures table at the end.
+reliability *args:
+    pytest -q -p no:cacheprovider tests/reliability "$@"
+
 # ruff (lint + format check) and mypy --strict on lute_kernel/; runs all three, fails if any fails.
 lint:
     #!/usr/bin/env bash

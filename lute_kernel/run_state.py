@@ -34,6 +34,8 @@ def _exit_reason(code: int) -> str:
             return f"was killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"was killed by signal {-code}"
+    if 128 < code <= 128 + 64:  # a shell's or a container runtime's way of saying "killed by N"
+        return f"exited with code {code} (killed by {signal_name(code - 128)})"
     return f"exited with code {code}"
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Generator, List, Optional
 
 import pytest
 import yaml
@@ -72,3 +73,41 @@ def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 6
         timeout=timeout,
         cwd=REPO,
     )
+
+
+# --- The reliability suite (tests/reliability): its marker and its figures table -------------------
+sys.path.insert(0, str(Path(__file__).parent / "reliability"))
+sys.path.insert(0, str(Path(__file__).parent / "integration"))  # e2e helpers, shared with the reliability suite
+import figures  # noqa: E402  (tests/reliability/figures.py)
+
+RELIABILITY_DIR = Path(__file__).parent / "reliability"
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        if RELIABILITY_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.reliability)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not os.environ.get(figures.ENV):
+        fd, path = tempfile.mkstemp(prefix="lute-reliability-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[figures.ENV] = path  # subprocesses of the tests add their figures too
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("figure")
+    if marker is not None and report.when == "call":
+        figures.record(str(marker.args[0]), 1, int(report.passed), item.name)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    path = os.environ.get(figures.ENV)
+    text = figures.table(Path(path)) if path else ""
+    if text:
+        terminalreporter.write_sep("=", "reliability figures (tests/reliability)")
+        terminalreporter.write_line(text)

@@ -106,8 +106,11 @@ class FaultEscape(Task):
         assert isinstance(params, FaultEscape.Parameters)
         env = {} if params.clear_env else None
         read_fd, write_fd = os.pipe()
+        # A unique argv (`sleep 300.<digits>`), so a test outside a container's PID namespace finds it.
+        argv = ["sleep", f"300.{int.from_bytes(os.urandom(4), 'big')}"]
+        self.log.info("escapee argv %s", " ".join(argv))
         if params.how == "setsid":
-            child = subprocess.Popen(["sleep", "300"], start_new_session=True, env=env)
+            child = subprocess.Popen(argv, start_new_session=True, env=env)
             pid = child.pid
         else:
             middle = os.fork()
@@ -115,7 +118,7 @@ class FaultEscape(Task):
                 os.setsid()
                 grandchild = os.fork()
                 if grandchild == 0:
-                    os.execvpe("sleep", ["sleep", "300"], env if env is not None else os.environ)
+                    os.execvpe("sleep", argv, env if env is not None else os.environ)
                 os.write(write_fd, str(grandchild).encode())
                 os._exit(0)
             os.waitpid(middle, 0)
@@ -144,3 +147,34 @@ class FaultOutput(Task):
         while written < params.megabytes << 20:
             written += out.write(chunk) or 0
         self.result.summary = {"written": written}
+
+
+class FaultSegfault(Task):
+    """Dereferences NULL: the process dies of SIGSEGV."""
+
+    def run(self) -> None:
+        import ctypes
+
+        self.log.info("about to segfault")
+        ctypes.string_at(0)
+
+
+class FaultMemory(Task):
+    """Allocates until it runs out: with `limit_mb` set, under that address-space limit (an OOM)."""
+
+    class Parameters(TaskParameters):
+        limit_mb: int = param(1024, "RLIMIT_AS of the Task's process (0: none — careful).")
+        allocate_mb: int = param(4096, "How much to try to hold.")
+
+    def run(self) -> None:
+        import resource
+
+        params = self.params
+        assert isinstance(params, FaultMemory.Parameters)
+        if params.limit_mb:
+            limit = params.limit_mb << 20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        held = []
+        for _ in range(params.allocate_mb):
+            held.append(bytearray(1 << 20))
+        self.result.summary = {"held_mb": len(held)}
