@@ -117,7 +117,7 @@ def prepare(
     params = validate_parameters(spec, config, header)
     from lute_kernel.db import check_recordable  # what the DB would refuse is refused before launch
 
-    check_recordable(params.lute_config.work_dir, spec.name, params.task_values())
+    check_recordable(params.lute_config.work_dir, spec.name, params.task_values(), header=header.db_header())
     profile = load_site(site)
     choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(

@@ -155,15 +155,25 @@ class ThirdPartyParameters(TaskParameters):
 
 
 def recorded_value(info: ValidationInfo, task_name: str, key: str) -> Optional[Any]:
-    """Return the latest valid value another Task recorded (for DB-backed defaults), or None.
+    """Return the latest valid value another Task recorded for this run (DB-backed defaults), or None.
 
     Use inside a field validator: ``recorded_value(info, "TestWriteOutput", "result.payload")``.
-    The header must validate first (``lute_config`` is declared before every Task field). Returns
-    None inside the worker: the host has already filled the value in.
+    Reads the newest valid row of ``task_name`` whose header had the same experiment and run as
+    this one (upstream filters on the run: several runs share a work_dir, flows run them in
+    parallel), never a row of another run. The header must validate first (``lute_config`` is
+    declared before every Task field). Returns None inside the worker: the host has already
+    filled the value in.
+
+    Raises:
+        ValueError: lute.db exists but cannot be read (so the field error names it: exit 2).
     """
     header = info.data.get("lute_config")
     if on_worker(info) or not isinstance(header, AnalysisHeader):
         return None
     from lute_kernel.db import latest_value  # host-only dependency, imported on use
+    from lute_kernel.errors import DatabaseError
 
-    return latest_value(header.work_dir, task_name, key)
+    try:
+        return latest_value(header.work_dir, task_name, key, experiment=header.experiment, run=header.run)
+    except DatabaseError as err:
+        raise ValueError(f"cannot read {task_name}'s {key} from the database: {err}") from None

@@ -62,7 +62,7 @@ class RunRecorder:
         self.started = datetime.now(timezone.utc)
 
     def _record(self, status: TaskStatus, outcome: Optional[ExecutionOutcome], summary: Any, payload: Any) -> RunRecord:
-        from lute_kernel.db import RunRecord, recorded_env  # not on the path before the spawn
+        from lute_kernel.db import RunRecord  # not on the path before the spawn
 
         prepared, plan = self.prepared, self.prepared.plan
         result = outcome.result if outcome is not None else None
@@ -75,7 +75,8 @@ class RunRecorder:
             payload=payload_for_db(payload),
             impl_schemas=str((result or {}).get("impl_schemas") or prepared.params.impl_schemas or ""),
             valid=status == TaskStatus.COMPLETED,
-            env=recorded_env(plan.task_env),
+            env=plan.task_env,  # the DB keeps LUTE_*, SLURM_* and these names only; never a token
+            env_allowlist=(*prepared.site.env_allowlist, *prepared.spec.cls.env),
             poll_interval=0.0,
             communicator_desc=COMMUNICATOR if prepared.request is not None else "pipes (binary)",
             runtime=plan.runtime,

@@ -1,15 +1,17 @@
 """The run database ``<work_dir>/lute.db``: upstream LUTE's seed schema, written with peewee.
 
-Re-exports the public API. Only the executor records runs; readers (config substitution of
-``{{ Task.param }}``, the ``lute-kernel db`` viewer) never create or change the database, except
-`invalidate`, which a user asks for explicitly.
+Re-exports the public API. Only the executor records runs (`check_recordable` before launch,
+`begin_run` before it, `finish_run` after it); readers (config substitution of
+``{{ Task.param }}``, DB-derived defaults, the ``lute-kernel db`` viewer) never create or change
+the database, except `invalidate`, which a user asks for explicitly.
 """
 
 from __future__ import annotations
 
-from lute_kernel.db._stub_core import RunRecord, begin_run, check_recordable, finish_run, recorded_env
 from lute_kernel.db.connection import db_path
+from lute_kernel.db.env import recorded_env
 from lute_kernel.db.flatten import flatten
+from lute_kernel.db.liveness import LOST, RUNNING, display_status, is_lost
 from lute_kernel.db.queries import (
     TaskTableSummary,
     get_row,
@@ -18,18 +20,29 @@ from lute_kernel.db.queries import (
     list_rows,
     list_tasks,
 )
-from lute_kernel.db.records import invalidate, record_run
+from lute_kernel.db.recordable import check_recordable
+from lute_kernel.db.records import FINAL_STATUSES, RunRecord
+from lute_kernel.db.writer import begin_run, finish_run, invalidate, record_run
 
 __all__ = [
+    "FINAL_STATUSES",
+    "LOST",
+    "RUNNING",
     "RunRecord",
     "TaskTableSummary",
+    "begin_run",
+    "check_recordable",
     "db_path",
+    "display_status",
+    "finish_run",
     "flatten",
     "get_row",
     "invalidate",
+    "is_lost",
     "latest_row",
     "latest_value",
     "list_rows",
     "list_tasks",
     "record_run",
+    "recorded_env",
 ]

@@ -1,9 +1,10 @@
 """Where the database lives, how a connection to it is opened, and how names are made safe for SQL.
 
 Owns the ``<work_dir>/lute.db`` location, the per-call peewee connection (WAL, busy timeout,
-``BEGIN IMMEDIATE`` transactions for writers, read-only URI for readers) and the checking/quoting
-of table and column names. Must not hold a connection or any other state between calls (flows
-record from many threads of one process), and must not know the table layout.
+``BEGIN IMMEDIATE`` transactions for writers, read-only URI for readers), the translation of
+every SQLite/peewee failure into a `DatabaseError` naming the file, and the checking of Task
+(table) names. Must not hold a connection or any other state between calls (flows record from
+many threads of one process), and must not know the table layout.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import peewee
 
@@ -36,7 +38,6 @@ __all__ = [
     "PathLike",
     "check_task_name",
     "db_path",
-    "quote",
     "read_connection",
     "write_connection",
 ]
@@ -74,23 +75,6 @@ def check_task_name(task_name: str) -> str:
     return task_name
 
 
-def quote(name: str) -> str:
-    """Quote an SQL identifier (a column name may contain dots and brackets).
-
-    Args:
-        name: A table or column name.
-
-    Returns:
-        The name in double quotes, inner double quotes doubled.
-
-    Raises:
-        DatabaseError: The name is empty or contains a NUL character.
-    """
-    if not name or "\x00" in name:
-        raise DatabaseError(f"invalid column name {name!r}")
-    return '"' + name.replace('"', '""') + '"'
-
-
 @contextmanager
 def write_connection(work_dir: PathLike) -> Iterator[peewee.SqliteDatabase]:
     """Open the database for writing (creating it if needed), and close it on exit.
@@ -110,6 +94,7 @@ def write_connection(work_dir: PathLike) -> Iterator[peewee.SqliteDatabase]:
     path = db_path(work_dir)
     if not path.parent.is_dir():
         raise DatabaseError(f"cannot write {path}: work_dir does not exist")
+    _check_regular(path)
     database = peewee.SqliteDatabase(
         str(path),
         timeout=BUSY_TIMEOUT_S,
@@ -125,7 +110,7 @@ def write_connection(work_dir: PathLike) -> Iterator[peewee.SqliteDatabase]:
 
 
 @contextmanager
-def read_connection(work_dir: PathLike, *, writable: bool = False) -> Iterator[Any]:
+def read_connection(work_dir: PathLike, *, writable: bool = False) -> Iterator[peewee.SqliteDatabase]:
     """Open an existing database without ever creating it, and close it on exit.
 
     Args:
@@ -140,8 +125,9 @@ def read_connection(work_dir: PathLike, *, writable: bool = False) -> Iterator[A
         DatabaseError: The database cannot be opened.
     """
     path = db_path(work_dir)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(f"no database at {path}")
+    _check_regular(path)
     mode = "rw" if writable else "ro"
     database = peewee.SqliteDatabase(
         f"{path.resolve().as_uri()}?mode={mode}",
@@ -153,15 +139,35 @@ def read_connection(work_dir: PathLike, *, writable: bool = False) -> Iterator[A
         yield database
 
 
+def _check_regular(path: Path) -> None:
+    # SQLite would block on a FIFO, and gives "unable to open database file" for a directory.
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise DatabaseError(f"{path} is a symbolic link to nothing") from None
+        return
+    except OSError as err:
+        raise DatabaseError(f"cannot open {path}: {err.strerror}") from err
+    if stat.S_ISDIR(mode):
+        raise DatabaseError(f"{path} is a directory, not a database")
+    if not stat.S_ISREG(mode):
+        raise DatabaseError(f"{path} is not a regular file")
+
+
+_FAILURES = (peewee.PeeweeException, sqlite3.Error, OverflowError, UnicodeError, OSError)
+"""What opening, reading or writing a database can raise; each becomes a DatabaseError naming the file."""
+
+
 @contextmanager
 def _opened(database: peewee.SqliteDatabase, path: Path) -> Iterator[peewee.SqliteDatabase]:
     try:
         database.connect()
-    except (peewee.DatabaseError, sqlite3.Error) as err:
+    except _FAILURES as err:
         raise DatabaseError(f"cannot open {path}: {err}") from err
     try:
         yield database
-    except (peewee.DatabaseError, sqlite3.Error) as err:
+    except _FAILURES as err:
         raise DatabaseError(f"{path}: {err}") from err
     finally:
         database.close()

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 SqlValue = Optional[Union[int, float, str]]
 """A value SQLite stores without conversion: NULL, INTEGER, REAL or TEXT."""
 
-__all__ = ["SqlValue", "column_type", "flatten", "to_sql_value"]
+__all__ = ["SqlValue", "column_type", "flatten", "flatten_items", "to_sql_value"]
 
 
 def to_sql_value(value: Any) -> SqlValue:
@@ -68,21 +68,39 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
 
 
-def _flatten_into(out: Dict[str, SqlValue], key: str, value: Any) -> None:
+def _flatten_into(out: List[Tuple[str, SqlValue]], key: str, value: Any) -> None:
     if isinstance(value, Mapping):
         if not value:
-            out[key] = "{}"
+            out.append((key, "{}"))
             return
         for sub_key, sub_value in value.items():
             _flatten_into(out, f"{key}.{sub_key}" if key else str(sub_key), sub_value)
     elif _is_list(value):
         if not value:
-            out[key] = "[]"
+            out.append((key, "[]"))
             return
         for index, item in enumerate(value):
             _flatten_into(out, f"{key}[{index}]", item)
     else:
-        out[key] = to_sql_value(value)
+        out.append((key, to_sql_value(value)))
+
+
+def flatten_items(data: Mapping[str, Any]) -> List[Tuple[str, SqlValue]]:
+    """Flatten a nested mapping into ``(column name, SQL value)`` pairs, duplicates kept, in key order.
+
+    Two spellings can flatten to one name (``{"a.b": 1, "a": {"b": 2}}`` gives ``a.b`` twice):
+    the pairs keep both, so a checker can refuse what `flatten` would silently merge.
+
+    Args:
+        data: The nested mapping (e.g. validated Task parameters dumped to JSON-able form).
+
+    Returns:
+        A new list of pairs; see `flatten` for the naming scheme.
+    """
+    out: List[Tuple[str, SqlValue]] = []
+    for key, value in data.items():
+        _flatten_into(out, str(key), value)
+    return out
 
 
 def flatten(data: Mapping[str, Any]) -> Dict[str, SqlValue]:
@@ -90,7 +108,8 @@ def flatten(data: Mapping[str, Any]) -> Dict[str, SqlValue]:
 
     Mappings join keys with ``.``; lists and tuples index items as ``[i]`` (so a list of dicts
     gives ``a[0].k``); an empty mapping or list is stored as the JSON text ``"{}"``/``"[]"`` under
-    its own key; leaves go through `to_sql_value`.
+    its own key; leaves go through `to_sql_value`. Of two spellings of one name the last wins:
+    writers check `flatten_items` first and refuse such parameters.
 
     Args:
         data: The nested mapping (e.g. validated Task parameters dumped to JSON-able form).
@@ -98,7 +117,4 @@ def flatten(data: Mapping[str, Any]) -> Dict[str, SqlValue]:
     Returns:
         A new flat dict. An empty ``data`` gives an empty dict.
     """
-    out: Dict[str, SqlValue] = {}
-    for key, value in data.items():
-        _flatten_into(out, str(key), value)
-    return out
+    return dict(flatten_items(data))

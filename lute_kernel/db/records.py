@@ -1,9 +1,10 @@
-"""Writing to the run database: one row per Task run, and marking a row invalid.
+"""What is recorded about one Task run, and how it becomes column values.
 
-Owns `RunRecord` (everything the executor knows about one finished run) and its translation into
-``gen_cfg``/``exec_cfg``/Task-table rows, written in one ``BEGIN IMMEDIATE`` transaction so that
-concurrent writers (parallel flow Tasks, several processes) never lose a row or a column. Must not
-be called from Tasks or the worker: only the executor records runs (and the CLI invalidates).
+Owns `RunRecord` (everything the executor knows about a run, before launch and after it) and its
+pure translation into ``gen_cfg``/``exec_cfg`` values and the Task row's trailing columns (result,
+validity, provenance): text that is not UTF-8 is escaped, text longer than SQLite allows is
+replaced by a note, the environment goes through `recorded_env`. Must not open the database:
+`lute_kernel.db.writer` writes what this module computes.
 """
 
 from __future__ import annotations
@@ -14,30 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
-from lute_kernel.db.connection import (
-    PathLike,
-    check_task_name,
-    quote,
-    read_connection,
-    write_connection,
-)
-from lute_kernel.db.flatten import SqlValue, column_type, flatten, to_sql_value
-from lute_kernel.db.schema import (
-    GEN_CFG_COLUMNS,
-    TASK_TRAILING_COLUMNS,
-    check_parameter_columns,
-    ensure_shared_tables,
-    ensure_task_table,
-    insert_row,
-    insert_unique,
-    table_exists,
-)
-from lute_kernel.errors import InputError
+from lute_kernel.db.env import recorded_env
+from lute_kernel.db.flatten import SqlValue
+from lute_kernel.db.liveness import RUNNING, kernel_identity
+from lute_kernel.db.recordable import sqlite_limits
 
-HEADER_KEY = "lute_config"
-"""The parameters key holding the shared header; it goes to ``gen_cfg``, not the Task table."""
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "TIMEDOUT", "CANCELLED", "STOPPED", "LOST"})
+"""Upstream's final Task statuses (plus LOST); a row in one of them never changes again."""
 
-__all__ = ["HEADER_KEY", "RunRecord", "invalidate", "record_run"]
+__all__ = ["FINAL_STATUSES", "RunRecord", "exec_cfg_values", "final_values", "running_values"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +35,15 @@ class RunRecord:
         header: The config header; only title, experiment, run, date, lute_version and
             task_timeout are stored (in ``gen_cfg``).
         parameters: Validated Task parameters without ``lute_config``, JSON-able, nested.
-        task_status: ``COMPLETED``, ``FAILED``, ``TIMEDOUT``, ``CANCELLED``…
+        task_status: ``COMPLETED``, ``FAILED``, ``TIMEDOUT``, ``CANCELLED``… (`begin_run` writes
+            ``RUNNING`` whatever this says).
         summary: The Task's one-line summary.
         payload: The result payload: str stored as-is, anything else as JSON.
         impl_schemas: The result's implementation schemas string.
         valid: Whether later Tasks may read this row; stored as valid only if the run COMPLETED.
-        env: The (allowlisted) environment given to the Task.
+        env: The environment the Task received; only `recorded_env` of it is stored.
+        env_allowlist: Names (or ``fnmatch`` patterns) besides ``LUTE_*``/``SLURM_*`` the Task was
+            given on purpose (the site's ``env_allowlist``, the Task's ``env``); stored too.
         poll_interval: The executor's poll interval, seconds.
         communicator_desc: How the Task talked to the executor, e.g. ``ZMQ ipc (json v1)``.
         runtime: Runtime name (``local``, ``apptainer``).
@@ -63,13 +52,15 @@ class RunRecord:
         image_sha256: SHA-256 of the image file, if any.
         kernel_version: lute-kernel version.
         argv: The launched argv.
-        host: Host name the executor ran on.
+        host: Host name the executor ran on (default: this host).
         start: When the Task started (naive datetimes are taken as UTC).
         end: When the Task ended (naive datetimes are taken as UTC).
         exit_code: The process exit code; None if it never started or is unknown.
         config_path: The configuration file (absolute), so that the row can be run again.
         site: The site profile the run used.
         ranks: How many MPI ranks ran (1 for single-process Tasks).
+        pid: The kernel's pid (default: this process's).
+        pid_start: That pid's start time, ``/proc/<pid>/stat`` field 22 (default: this process's).
     """
 
     task_name: str
@@ -81,6 +72,7 @@ class RunRecord:
     impl_schemas: str = ""
     valid: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
+    env_allowlist: Sequence[str] = ()
     poll_interval: float = 0.0
     communicator_desc: str = ""
     runtime: str = "local"
@@ -96,6 +88,8 @@ class RunRecord:
     config_path: str = ""
     site: str = ""
     ranks: int = 1
+    pid: Optional[int] = None
+    pid_start: Optional[int] = None
 
 
 def _iso_utc(moment: Optional[datetime]) -> Optional[str]:
@@ -106,104 +100,100 @@ def _iso_utc(moment: Optional[datetime]) -> Optional[str]:
     return moment.astimezone(timezone.utc).isoformat()
 
 
+def _text(value: Optional[str]) -> Optional[str]:
+    """Return text SQLite can store: lone surrogates escaped, over-long text replaced by a note."""
+    if value is None:
+        return None
+    try:
+        encoded = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        encoded = len(value.encode("utf-8"))
+    limit = sqlite_limits().length // 4  # several such values share one row
+    if encoded > limit:
+        return f"(not recorded: {encoded:,} bytes, more than the {limit:,} kept per value)"
+    return value
+
+
 def _payload_text(payload: Any) -> Optional[str]:
     if payload is None or isinstance(payload, str):
-        return payload
+        return _text(payload)
     try:
-        return json.dumps(payload)
+        return _text(json.dumps(payload))
     except (TypeError, ValueError):
-        return str(payload)
+        return _text(str(payload))
 
 
-def _gen_cfg_values(header: Mapping[str, Any]) -> Dict[str, SqlValue]:
-    return {name: to_sql_value(header.get(name)) for name, _ in GEN_CFG_COLUMNS}
+def _small_int(value: Optional[int]) -> Optional[int]:
+    # Exit codes, ranks and pids are small; anything else would overflow SQLite's INTEGER.
+    return value if value is None or -(2**63) <= int(value) < 2**63 else None
 
 
-def _exec_cfg_values(record: RunRecord) -> Dict[str, SqlValue]:
+def exec_cfg_values(record: RunRecord) -> Dict[str, SqlValue]:
+    """Return the ``exec_cfg`` row of a run: its recorded environment as sorted JSON, and settings."""
     return {
-        "env": json.dumps(dict(record.env), sort_keys=True),
+        "env": json.dumps(recorded_env(record.env, record.env_allowlist), sort_keys=True),
         "poll_interval": float(record.poll_interval),
-        "communicator_desc": record.communicator_desc,
+        "communicator_desc": _text(record.communicator_desc),
     }
 
 
-def _trailing_values(record: RunRecord) -> Dict[str, SqlValue]:
-    valid = record.valid and record.task_status == "COMPLETED"
-    values: Dict[str, SqlValue] = {
-        "result.task_status": record.task_status,
-        "result.summary": record.summary,
+def _result_values(record: RunRecord) -> Dict[str, SqlValue]:
+    return {
+        "result.task_status": _text(record.task_status),
+        "result.summary": _text(record.summary),
         "result.payload": _payload_text(record.payload),
-        "result.impl_schemas": record.impl_schemas,
-        "valid_flag": int(valid),
-        "prov.runtime": record.runtime,
-        "prov.launcher": record.launcher,
-        "prov.image": record.image,
-        "prov.image_sha256": record.image_sha256,
-        "prov.kernel_version": record.kernel_version,
-        "prov.argv": json.dumps(list(record.argv)),
-        "prov.host": record.host,
+        "result.impl_schemas": _text(record.impl_schemas),
+        "valid_flag": int(record.valid and record.task_status == "COMPLETED"),
+    }
+
+
+def _provenance(record: RunRecord) -> Dict[str, SqlValue]:
+    host, pid, pid_start = kernel_identity()
+    if record.pid is not None:
+        pid, pid_start = record.pid, record.pid_start
+    return {
+        "prov.runtime": _text(record.runtime),
+        "prov.launcher": _text(record.launcher),
+        "prov.image": _text(record.image),
+        "prov.image_sha256": _text(record.image_sha256),
+        "prov.kernel_version": _text(record.kernel_version),
+        "prov.argv": _text(json.dumps(list(record.argv))),
+        "prov.host": _text(record.host or host),
         "prov.start": _iso_utc(record.start),
         "prov.end": _iso_utc(record.end),
-        "prov.exit_code": record.exit_code,
-        "prov.config": record.config_path,
-        "prov.site": record.site,
-        "prov.ranks": record.ranks,
+        "prov.exit_code": _small_int(record.exit_code),
+        "prov.config": _text(record.config_path),
+        "prov.site": _text(record.site),
+        "prov.ranks": _small_int(record.ranks),
+        "prov.pid": _small_int(pid),
+        "prov.pid_start": _small_int(pid_start),
     }
+
+
+def running_values(record: RunRecord) -> Dict[str, SqlValue]:
+    """Return the trailing columns of a row written before launch: RUNNING, invalid, provenance."""
+    values = _result_values(record)
+    values.update({"result.task_status": RUNNING, "result.summary": "", "result.payload": None, "valid_flag": 0})
+    values.update(_provenance(record))
+    values.update({"prov.end": None, "prov.exit_code": None})
     return values
 
 
-def record_run(work_dir: PathLike, record: RunRecord) -> int:
-    """Write one run to ``<work_dir>/lute.db``, creating the database and tables as needed.
-
-    ``gen_cfg`` and ``exec_cfg`` rows are shared: an identical one is reused. Parameters are
-    flattened into columns; a parameter not seen before adds a column (older rows keep NULL).
-    Schema changes and inserts happen in one ``BEGIN IMMEDIATE`` transaction.
+def final_values(record: RunRecord, *, whole: bool = True) -> Dict[str, SqlValue]:
+    """Return the trailing columns of a finished run.
 
     Args:
-        work_dir: The header's ``work_dir`` (must exist).
-        record: What to record.
-
-    Returns:
-        The id of the new row in the Task table.
-
-    Raises:
-        InputError: The Task name is not a valid table name.
-        DatabaseError: A parameter name clashes with a reserved column, or the database cannot
-            be written (e.g. locked for longer than the busy timeout).
+        record: The finished run.
+        whole: Every trailing column (a one-shot record); else only what a run learns after its
+            launch (result, validity, start, end, exit code), to update its RUNNING row.
     """
-    task_name = check_task_name(record.task_name)
-    flat = flatten({k: v for k, v in record.parameters.items() if k != HEADER_KEY})
-    check_parameter_columns(flat)
-    columns = {name: column_type(value) for name, value in flat.items()}
-    columns.update(TASK_TRAILING_COLUMNS)
-    row: Dict[str, SqlValue] = dict(flat)
-    row.update(_trailing_values(record))
-    with write_connection(work_dir) as database, database.atomic():
-        ensure_shared_tables(database)
-        ensure_task_table(database, task_name, columns)
-        ids = {
-            "gen_cfg_id": insert_unique(database, "gen_cfg", _gen_cfg_values(record.header)),
-            "exec_cfg_id": insert_unique(database, "exec_cfg", _exec_cfg_values(record)),
-        }
-        return insert_row(database, task_name, {**ids, **row})
-
-
-def invalidate(work_dir: PathLike, task_name: str, row_id: int) -> None:
-    """Mark one row invalid (``valid_flag = 0``) so later Tasks no longer read its values.
-
-    Args:
-        work_dir: The work directory holding ``lute.db``.
-        task_name: The Task (table) name.
-        row_id: The row's id.
-
-    Raises:
-        InputError: The database, the Task table or the row does not exist.
-        DatabaseError: The database cannot be written.
-    """
-    check_task_name(task_name)
-    with read_connection(work_dir, writable=True) as database, database.atomic():
-        if not table_exists(database, task_name):
-            raise InputError(f"no Task table {task_name!r} in the database")
-        cursor = database.execute_sql(f"UPDATE {quote(task_name)} SET valid_flag = 0 WHERE id = ?", (int(row_id),))
-        if cursor.rowcount == 0:
-            raise InputError(f"no row {row_id} in Task table {task_name!r}")
+    values = _result_values(record)
+    provenance = _provenance(record)
+    if whole:
+        values.update(provenance)
+    else:
+        values.update({name: provenance[name] for name in ("prov.end", "prov.exit_code")})
+        if record.start is not None:
+            values["prov.start"] = provenance["prov.start"]
+    return values

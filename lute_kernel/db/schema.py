@@ -1,18 +1,21 @@
 """The table layout of ``lute.db`` (upstream LUTE's v1 "seed" schema plus provenance columns).
 
-Owns the column names and types of ``gen_cfg``, ``exec_cfg`` and the per-Task tables, their
-creation, and schema evolution (``ALTER TABLE ADD COLUMN`` for parameters not seen before). Must
-not open connections or begin transactions: callers pass an open peewee database, inside the
-transaction that also writes the row.
+Owns the column names and types of ``gen_cfg``, ``exec_cfg`` and the per-Task tables, which names
+are reserved, their creation (peewee's schema manager) and their evolution (``playhouse.migrate``
+adds the columns of parameters not seen before). Must not open connections or begin transactions:
+callers pass an open peewee database, inside the transaction that also writes the row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Dict, List, Tuple
+from collections.abc import Mapping
+from typing import List, Optional, Tuple
 
-from lute_kernel.db.connection import check_task_name, quote
-from lute_kernel.errors import DatabaseError
+import peewee
+from playhouse.migrate import SqliteMigrator, migrate
+
+from lute_kernel.db.connection import check_task_name
+from lute_kernel.db.models import ExecCfg, GenCfg, RawColumn, TaskTable, reflect_task_table, task_table
 
 GEN_CFG_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("title", "TEXT"),
@@ -22,13 +25,14 @@ GEN_CFG_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("lute_version", "TEXT"),
     ("task_timeout", "INTEGER"),
 )
-"""The header keys kept in ``gen_cfg``; other header keys (``work_dir``…) are not stored."""
+"""The header keys kept in ``gen_cfg`` (the `GenCfg` model); other header keys (``work_dir``…) are not stored."""
 
 EXEC_CFG_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("env", "TEXT"),
     ("poll_interval", "REAL"),
     ("communicator_desc", "TEXT"),
 )
+"""The columns of ``exec_cfg`` (the `ExecCfg` model)."""
 
 TASK_LEADING_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("id", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -57,149 +61,93 @@ TASK_TRAILING_COLUMNS: Tuple[Tuple[str, str], ...] = (
     ("prov.config", "TEXT"),
     ("prov.site", "TEXT"),
     ("prov.ranks", "INTEGER"),
+    ("prov.pid", "INTEGER"),
+    ("prov.pid_start", "INTEGER"),
 )
 """Columns every Task table has after its parameters (result, validity, provenance)."""
 
 RESERVED_COLUMNS = frozenset(name.lower() for name, _ in TASK_LEADING_COLUMNS + TASK_TRAILING_COLUMNS)
+RESERVED_PREFIXES = ("result.", "prov.")
+"""Column name prefixes only the kernel writes (compared case-insensitively, as SQLite does)."""
 
 __all__ = [
     "EXEC_CFG_COLUMNS",
     "GEN_CFG_COLUMNS",
     "RESERVED_COLUMNS",
+    "RESERVED_PREFIXES",
     "TASK_LEADING_COLUMNS",
     "TASK_TRAILING_COLUMNS",
-    "check_parameter_columns",
     "ensure_shared_tables",
     "ensure_task_table",
-    "insert_row",
-    "insert_unique",
+    "is_reserved",
     "table_columns",
     "table_exists",
 ]
 
 
-def _column_defs(columns: Mapping[str, str]) -> str:
-    return ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())
+def is_reserved(name: str) -> bool:
+    """Return whether a parameter may not use ``name`` as its column (``id``, ``valid_flag``, ``prov.*``…)."""
+    lowered = name.lower()
+    return lowered in RESERVED_COLUMNS or lowered.startswith(RESERVED_PREFIXES)
 
 
-def table_exists(database: Any, table: str) -> bool:
+def table_exists(database: peewee.SqliteDatabase, table: str) -> bool:
     """Return whether ``table`` exists (case-insensitive, as SQLite names are).
 
     Args:
         database: An open peewee database.
         table: The table name.
     """
-    cursor = database.execute_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,)
-    )
-    return cursor.fetchone() is not None
+    return table.lower() in {name.lower() for name in database.get_tables()}
 
 
-def table_columns(database: Any, table: str) -> List[str]:
+def table_columns(database: peewee.SqliteDatabase, table: str) -> List[str]:
     """Return the column names of ``table`` in order; empty when the table does not exist.
 
     Args:
         database: An open peewee database.
         table: The table name.
     """
-    cursor = database.execute_sql(f"PRAGMA table_info({quote(table)})")
-    return [str(row[1]) for row in cursor.fetchall()]
+    return [str(column.name) for column in database.get_columns(table)]
 
 
-def ensure_shared_tables(database: Any) -> None:
+def ensure_shared_tables(database: peewee.SqliteDatabase) -> None:
     """Create ``gen_cfg`` and ``exec_cfg`` if they do not exist.
 
     Args:
         database: An open peewee database, inside the writing transaction.
     """
-    for table, columns in (("gen_cfg", GEN_CFG_COLUMNS), ("exec_cfg", EXEC_CFG_COLUMNS)):
-        database.execute_sql(
-            f"CREATE TABLE IF NOT EXISTS {quote(table)} "
-            f"(id INTEGER PRIMARY KEY AUTOINCREMENT, {_column_defs(dict(columns))})"
-        )
+    for model in (GenCfg, ExecCfg):
+        peewee.SchemaManager(model, database=database).create_table(safe=True)
 
 
-def ensure_task_table(database: Any, task_name: str, columns: Mapping[str, str]) -> None:
-    """Create the Task table, or add the columns it lacks; existing rows keep NULL in new ones.
+def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: Mapping[str, str]) -> type[TaskTable]:
+    """Create the Task table, or add the columns it lacks; return its model as it is now.
 
-    Must run inside the writing transaction: another process may have added some of the columns
-    since this one last looked, so the schema is read here, under the write lock.
+    Existing rows keep NULL in new columns. Must run inside the writing transaction: another
+    process may have added some of the columns since this one last looked, so the schema is
+    read here, under the write lock. Columns are matched case-insensitively, as SQLite does.
 
     Args:
         database: An open peewee database, inside the writing transaction.
         task_name: The Task name (checked) which is also the table name.
         columns: ``{name: SQL type}`` of every column after the leading ones, in order.
 
-    Raises:
-        DatabaseError: A parameter column has a reserved name (``id``, ``valid_flag``…).
+    Returns:
+        The table's model, every column included.
     """
-    table = quote(check_task_name(task_name))
-    existing = {name.lower() for name in table_columns(database, task_name)}
-    if not existing:
-        all_columns = dict(TASK_LEADING_COLUMNS)
-        all_columns.update(columns)
-        database.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({_column_defs(all_columns)})")
-        return
-    for name, sql_type in columns.items():
-        if name.lower() not in existing:
-            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type}")
-            existing.add(name.lower())
-
-
-def insert_row(database: Any, table: str, values: Mapping[str, Any]) -> int:
-    """Insert one row and return its id.
-
-    Args:
-        database: An open peewee database.
-        table: A checked table name.
-        values: ``{column: value}``; values are bound as parameters, never interpolated.
-    """
-    names = ", ".join(quote(name) for name in values)
-    marks = ", ".join("?" for _ in values)
-    cursor = database.execute_sql(f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})", tuple(values.values()))
-    row_id = cursor.lastrowid
-    if row_id is None:
-        raise DatabaseError(f"insert into {table} returned no row id")
-    return int(row_id)
-
-
-def insert_unique(database: Any, table: str, values: Mapping[str, Any]) -> int:
-    """Return the id of the row equal to ``values`` (NULLs equal too), inserting it if new.
-
-    Args:
-        database: An open peewee database, inside the writing transaction (so two writers cannot
-            both insert the same row).
-        table: ``gen_cfg`` or ``exec_cfg``.
-        values: ``{column: value}`` for every column but ``id``.
-    """
-    match = " AND ".join(f"{quote(name)} IS ?" for name in values)
-    cursor = database.execute_sql(
-        f"SELECT id FROM {quote(table)} WHERE {match} ORDER BY id DESC LIMIT 1",
-        tuple(values.values()),
-    )
-    row = cursor.fetchone()
-    if row is not None:
-        return int(row[0])
-    return insert_row(database, table, values)
-
-
-def check_parameter_columns(names: Iterable[str]) -> None:
-    """Raise if flattened parameter names cannot all be columns of one Task table.
-
-    SQLite column names are case-insensitive, so ``a`` and ``A`` are the same column.
-
-    Args:
-        names: The flattened parameter names.
-
-    Raises:
-        DatabaseError: A name is reserved (``id``, ``valid_flag``, ``result.*``…) or two names
-            differ only in case.
-    """
-    seen: Dict[str, str] = {}
-    for name in names:
-        lowered = name.lower()
-        if lowered in RESERVED_COLUMNS:
-            raise DatabaseError(f"parameter {name!r} clashes with a reserved column")
-        if lowered in seen:
-            raise DatabaseError(f"parameters {seen[lowered]!r} and {name!r} differ only in case")
-        seen[lowered] = name
+    check_task_name(task_name)
+    existing: Optional[type[TaskTable]] = reflect_task_table(database, task_name)
+    if existing is None:
+        model = task_table(database, task_name, [*TASK_LEADING_COLUMNS, *columns.items()])
+        peewee.SchemaManager(model, database=database).create_table(safe=True)
+        return model
+    have = {name.lower() for name in existing.columns}
+    missing = [(name, sql_type) for name, sql_type in columns.items() if name.lower() not in have]
+    if not missing:
+        return existing
+    migrator = SqliteMigrator(database)
+    migrate(*(migrator.add_column(task_name, name, RawColumn(sql_type)) for name, sql_type in missing))
+    updated = reflect_task_table(database, task_name)
+    assert updated is not None  # it existed a moment ago, under the same write lock
+    return updated

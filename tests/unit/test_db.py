@@ -175,6 +175,8 @@ def test_task_table_schema_matches_upstream(tmp_path: Path) -> None:
         "prov.config",
         "prov.site",
         "prov.ranks",
+        "prov.pid",
+        "prov.pid_start",
     ]
     assert columns(tmp_path, "gen_cfg") == [
         "id",
