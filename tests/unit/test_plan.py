@@ -194,6 +194,7 @@ def test_build_plan_composes_launcher_around_runtime() -> None:
         launcher="rec-launcher",
         image="crystfel",
         image_sha256="sha256:abc",
+        task_env={"E": "1"},
     )
     assert calls == ["launcher.check", "runtime.wrap", "launcher.wrap", "runtime.environment"]
 
@@ -218,6 +219,7 @@ def test_local_direct_plan_for_a_worker() -> None:
         launcher="direct",
         image=None,
         image_sha256=None,
+        task_env={"LUTE_TASK": "Test"},
     )
 
 
@@ -248,6 +250,7 @@ def test_prepare_plans_a_python_task_as_the_worker(
         launcher="direct",
         run_dir=run_dir,
         ipc_endpoint=f"ipc://{run_dir}/s",
+        task_env={"LUTE_TASK": "Test", "PYTHONUNBUFFERED": "1"},
     )
     assert prepared.request is not None
     assert {k: prepared.request[k] for k in ("task", "module", "class")} == {
