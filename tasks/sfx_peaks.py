@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from lute_kernel.parameters import TaskParameters, on_worker, param
 from lute_kernel.task import Task
@@ -57,15 +57,25 @@ class PeakFinderParameters(TaskParameters):
     nsigm: float = param(7.0, "Intensity threshold to include pixel in connected group")
     compression: Optional[SZCompressorParameters] = param(None, "Options for the SZ Compression Algorithm")
 
+    @field_validator("mask_file")
+    @classmethod
+    def _mask_file_exists(cls, mask_file: Optional[str], info: ValidationInfo) -> Optional[str]:
+        return _existing(mask_file, info)
+
     @model_validator(mode="after")
-    def _default_out_file(self, info: ValidationInfo) -> PeakFinderParameters:
+    def _default_out_file(self) -> PeakFinderParameters:
         out_file: str = getattr(self, "out_file", "")
         if not out_file:  # upstream: <outdir>/<exp>_<run>_<tag>.list
             header = self.lute_config
             self.out_file = os.path.join(self.outdir, f"{header.experiment}_{header.run}_{self.tag}.list")
-        if self.mask_file and not on_worker(info) and not os.path.isfile(self.mask_file):
-            raise ValueError(f"mask_file {self.mask_file!r} does not exist")
         return self
+
+
+def _existing(path: Optional[str], info: ValidationInfo) -> Optional[str]:
+    # The host checks inputs before any container starts; the worker trusts it.
+    if path and not on_worker(info) and not os.path.isfile(path):
+        raise ValueError(f"{path!r} does not exist")
+    return path
 
 
 class FindPeaksSFX(Task):
@@ -96,16 +106,19 @@ class FindPeaksSFX(Task):
         )
         logbook_lookup: bool = param(False, "Ask the LCLS logbook for the run's files (off: files on disk).")
 
+        @field_validator("geometry_file")
+        @classmethod
+        def _geometry_file_exists(cls, geometry_file: Optional[str], info: ValidationInfo) -> Optional[str]:
+            return _existing(geometry_file, info)
+
         @model_validator(mode="after")
-        def _runnable_here(self, info: ValidationInfo) -> FindPeaksSFX.Parameters:
+        def _runnable_here(self) -> FindPeaksSFX.Parameters:
             if self.psana_version == 1:
                 raise ValueError("psana_version 1 (LCLS-I xtc) needs psana1: run FindPeaksPyAlgos (psana1 image)")
             if not str(self.lute_config.run).isdigit():
                 raise ValueError(f"the config header needs the run number (got run={self.lute_config.run!r})")
             if self.algorithm.startswith("Peakfinder8") and not self.geometry_file:
                 raise ValueError(f"{self.algorithm} needs geometry_file (its radius map), or use algorithm: PyAlgos")
-            if self.geometry_file and not on_worker(info) and not os.path.isfile(self.geometry_file):
-                raise ValueError(f"geometry_file {self.geometry_file!r} does not exist")
             return self
 
     def run(self) -> None:

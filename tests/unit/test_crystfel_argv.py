@@ -75,7 +75,16 @@ def test_indexamajig_renamed_long_options_and_fixed_upstream_slips(tmp_path: Pat
         "integration": "rings-grad",
     }
     got = argv(IndexCrystFEL, tmp_path, section)
-    assert got[:8] == ["/opt/crystfel/bin/indexamajig", "-i", "in.lst", "-o", "out.stream", "-g", "g.geom", "--zmq-input=tcp://127.0.0.1:5555"]
+    assert got[:8] == [
+        "/opt/crystfel/bin/indexamajig",
+        "-i",
+        "in.lst",
+        "-o",
+        "out.stream",
+        "-g",
+        "g.geom",
+        "--zmq-input=tcp://127.0.0.1:5555",
+    ]
     assert got[8:10] == ["--prefix=/data/", "-j"]  # declaration order, as upstream
     assert "--zmq-input=tcp://127.0.0.1:5555" in got and "--prefix=/data/" in got
     assert "--copy-header=/LCLS/photon_energy_eV" in got and "--wait-for-file=-1" in got
@@ -203,7 +212,9 @@ def test_stdin_from_feeds_the_file_to_the_program(tmp_path: Path) -> None:
     data.write_text("reflections\n")
     done = subprocess.run([str(STDIN_FROM), str(data), "cat"], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout) == (0, "reflections\n")
-    missing = subprocess.run([str(STDIN_FROM), str(tmp_path / "nope"), "cat"], capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [str(STDIN_FROM), str(tmp_path / "nope"), "cat"], capture_output=True, text=True, timeout=30
+    )
     assert missing.returncode == 1 and "cannot open" in missing.stderr
 
 

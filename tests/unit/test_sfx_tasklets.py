@@ -110,7 +110,7 @@ def test_a_stream_without_chunks_has_rate_zero_not_an_error(tmp_path: Path) -> N
     assert indexamajig_summary_indexing_rate(str(path)) == {"Number of lattices indexed": "0", "Indexing rate": "0.00"}
 
 
-# compare_hkl --shell-file output, as CrystFEL 0.12's compare_hkl.c prints it (%10.3f %10.2f %10i %10.2f %10.3f  %10.3f).
+# compare_hkl --shell-file output as CrystFEL 0.12's compare_hkl.c prints it (%10.3f %10.2f %10i %10.2f %10.3f %10.3f)
 RSPLIT = """  1/d centre Rsplit/%       nref      d / A   Min 1/nm    Max 1/nm
      0.793      10.21       1204      12.61      0.250       1.025
      1.189      12.84       1187       8.41      1.025       1.265

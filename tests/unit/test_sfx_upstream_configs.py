@@ -87,3 +87,14 @@ def test_a_bad_value_in_a_real_looking_section_names_the_section_field_and_line(
     assert not report.ok
     assert "FindPeaksPyAlgos" in report.message and "event_receiver" in report.message
     assert f"event_receiver (line {line})" in report.message, report.message
+
+
+def test_the_example_sfx_config_validates(tmp_path: Path, work_dir: Path) -> None:
+    from conftest import REPO
+
+    (work_dir / "data").mkdir()
+    (work_dir / "data" / "jungfrau.geom").write_text("p0/min_fs = 0\n")
+    config = load_config(REPO / "config" / "examples" / "sfx.yaml", env={"LUTE_WORK_DIR": str(work_dir)})
+    reports = validate_file(config, discover())
+    assert [(r.section, r.ok, r.message) for r in reports if not r.ok] == []
+    assert {r.section for r in reports} == {"header", *SFX_TASKS} - {"FindPeaksPyAlgos", "RunSHELXC"}
