@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 BUF = 64_000_000
+HOT_PIXELS = 25  # per event
 
 
 def tool(name: str) -> str:
@@ -46,6 +47,9 @@ def spot_pixels(row: float, col: float, total: float, sigma: float) -> Tuple[np.
     return patch, r0, c0
 
 
+MIN_INTENSITY = 600.0  # the weakest spots peak near the finders' 100 ADU threshold (sigma 1 px)
+
+
 def place_spots(rng: np.random.Generator, count: int, panels: int, rows: int, cols: int) -> List[List[float]]:
     """Return ``count`` spots [panel, row, col, intensity], away from edges and from each other."""
     spots: List[List[float]] = []
@@ -53,13 +57,19 @@ def place_spots(rng: np.random.Generator, count: int, panels: int, rows: int, co
         panel = int(rng.integers(panels))
         row, col = rng.uniform(10, rows - 10), rng.uniform(10, cols - 10)
         if all(p != panel or math.hypot(r - row, c - col) > 14 for p, r, c, _ in spots):
-            spots.append([panel, round(row, 3), round(col, 3), round(float(rng.uniform(1500, 5000)), 1)])
+            spots.append([panel, round(row, 3), round(col, 3), round(float(rng.uniform(MIN_INTENSITY, 5000)), 1)])
     return spots
 
 
 def frame(rng: np.random.Generator, spots: List[List[float]], shape: Tuple[int, int, int], sigma: float) -> np.ndarray:
-    """Return one event's detector array: background + noise + spots, float32 ADU."""
+    """Return one event's detector array: background + noise + hot pixels + spots, float32 ADU.
+
+    Hot pixels (single bright pixels, not in the truth) are what a finder's minimum peak size must
+    reject: they test precision.
+    """
     data = rng.normal(20.0, 4.0, size=shape).astype(np.float32)
+    hot = rng.integers(0, [shape[0], shape[1], shape[2]], size=(HOT_PIXELS, 3))
+    data[hot[:, 0], hot[:, 1], hot[:, 2]] = 3000.0
     for panel, row, col, intensity in spots:
         patch, r0, c0 = spot_pixels(row, col, intensity, sigma)
         data[int(panel), r0 : r0 + patch.shape[0], c0 : c0 + patch.shape[1]] += patch.astype(np.float32)

@@ -2,18 +2,21 @@
 
 The run is written once per module inside the psana2 image by ``tests/data_makers/sfx_xtc2.py``
 (psana's xtcwriter + DgramEdit: a 4 x 512 x 512 ``cspad``-type detector with 40 Gaussian spots per
-hit and 3 per miss, every fourth event a miss) with its truth and a CrystFEL geometry file. The Task
+hit, the weakest near the 100 ADU threshold, 3 per miss, every fourth event a miss, and 25 hot
+pixels per event that are not peaks) with its truth and a CrystFEL geometry file. The Task
 runs through ``lute-kernel run --runtime apptainer``; a probe in the image reads the master CXI file
 (through its virtual datasets) and matches every found peak to the truth of its event by time stamp.
-Thresholds: every hit event written and no miss, recall and precision of the peak positions (within
-2 px) >= 0.95 each; measured 1.000 / 1.000 for both finders. A test site profile binds the data
-folder and allows more mpirun ranks than the machine's 2 cores.
+Thresholds: every hit event written and no miss; recall of the injected spots >= 0.95 and precision
+of the found peaks >= 0.98 (positions within 2 px). Measured: Peakfinder8 0.978 / 1.000 (serial, 2
+and 3 ranks alike), PyAlgos (psalg v3r3, integer positions) 0.961 / 0.994. A test site profile binds
+the data folder and allows more mpirun ranks than the machine's 2 cores.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -25,7 +28,7 @@ from e2e import isolated_env, only_row, run_dirs
 
 pytestmark = [pytest.mark.integration, pytest.mark.apptainer]
 
-EVENTS, MIN_PEAKS, RECALL, PRECISION = 12, 10, 0.95, 0.95
+EVENTS, MIN_PEAKS, RECALL, PRECISION = 12, 10, 0.95, 0.98
 
 PROBE = r"""
 import json, sys
@@ -143,6 +146,8 @@ def probe(sif: str, data: Path, work_dir: Path, lst: str) -> Dict[str, Any]:
 
 
 def check_science(found: Dict[str, Any]) -> None:
+    counts = f"{found['found']} found, {found['truth_spots']} injected"
+    print(f"recall {found['recall']:.3f} precision {found['precision']:.3f} ({counts})")
     assert found["hit_times"] == found["truth_hit_times"]  # every hit written, no miss
     assert found["hits"] == 9 and found["shape"] == [9, 2048, 512]  # hits x the CrystFEL slab
     assert found["recall"] >= RECALL and found["precision"] >= PRECISION, found
@@ -157,10 +162,11 @@ def test_peakfinder8_serial_finds_the_injected_spots_and_feeds_indexing(
     row = only_row(work_dir, "FindPeaksSFX")
     lst = str(work_dir / "peaks" / "xpptut15_14_lyso.list")
     assert row["result.task_status"] == "COMPLETED" and row["result.payload"] == lst and row["out_file"] == lst
-    assert row["result.summary"] == (
-        "Number of events processed: 12;Number of hits found: 9;Fractional hit rate: 0.75;"
-        "Peaks per event (mean): 30.8;Peaks per event (min/median/max): 3/40/40"
-    )
+    assert re.fullmatch(
+        r"Number of events processed: 12;Number of hits found: 9;Fractional hit rate: 0\.75;"
+        r"Peaks per event \(mean\): \d+\.\d;Peaks per event \(min/median/max\): 3/\d+/\d+",
+        row["result.summary"],
+    ), row["result.summary"]
     assert row["prov.image"] == "psana2"
     found = probe(sif, data, work_dir, lst)
     check_science(found)

@@ -227,3 +227,29 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path: Path) -> None:
         argv(MergePartialator, tmp_path, {"in_file": "a"})  # upstream: required
     with pytest.raises(ValidationError):
         argv(IndexCrystFEL, tmp_path, {"in_file": "a", "wait_for_file": -2})
+
+
+EXPLAINED = {
+    "IndexCrystFEL": ({"in_file": "/p/x.lst", "geometry": "/g.geom", "nthreads": 3, "peaks": "cxi"}, "CrystFELIndexer"),
+    "MergePartialator": ({"in_file": "/w/a.stream", "symmetry": "mmm", "nthreads": 3}, "PartialatorMerger"),
+    "CompareHKL": ({"in_files": "/w/a.hkl1 /w/a.hkl2", "symmetry": "mmm"}, "HKLComparer"),
+    "ManipulateHKL": ({"in_file": "/w/a.hkl"}, "HKLManipulator"),
+    "DimpleSolve": ({"in_file": "/w/a.mtz", "pdb": "/m.pdb", "out_dir": "/w/d"}, "DimpleSolver"),
+    "RunSHELXC": ({"in_file": "/w/a.xds"}, "SHELXCRunner"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXPLAINED))
+def test_explain_shows_the_exact_argv_under_both_names(task: str, make_config: Any) -> None:
+    from lute_kernel.api import explain, prepare
+    from lute_kernel.registry import discover
+
+    section, alias = EXPLAINED[task]
+    config = make_config({task: section}, experiment="mfxl1001021", run=12)
+    registry = discover()
+    spec = registry.get(task)
+    expected = spec.cls.build_argv(prepare(task, config, registry=registry).params)
+    for name in (task, alias):
+        shown = explain(prepare(name, config, registry=registry, runtime="local"))
+        assert (shown["task"], shown["kind"], shown["argv"]) == (task, "binary", expected)
+    assert expected[0].startswith("/opt/") or expected[0] == str(STDIN_FROM)  # the image's programs
