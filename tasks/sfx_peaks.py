@@ -13,7 +13,7 @@ path as ``out_file`` (IndexCrystFEL's default input). Parameters, types and defa
 from __future__ import annotations
 
 import os
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
@@ -157,6 +157,8 @@ class FindPeaksPyAlgos(Task):
 
     class Parameters(PeakFinderParameters):
         """Parameters of FindPeaksPyAlgos (upstream's FindPeaksPyAlgosParameters)."""
+
+        algorithm: ClassVar[str] = "PyAlgos"  # not a parameter: the CXI layout the shared loop writes
 
         pv_camera_length: Union[str, float] = param(
             "", "PV associated with camera length (if a number, camera length directly)"

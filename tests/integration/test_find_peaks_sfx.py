@@ -217,3 +217,35 @@ def test_mpi_ranks_find_the_same_peaks_as_one_process(
     hits = json.loads(per_rank.split(": ", 1)[1])
     assert sum(hits) == 9 and all(hits[r] > 0 for r in rank_files), per_rank
     check_science(probe(sif, data, work_dir, str(peaks / "xpptut15_14_lyso.list")))
+
+
+PYALGOS_LOOP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tasks.sfx_peaks import FindPeaksPyAlgos, FindPeaksSFX
+from tasks._sfx_events import events
+from tasks._sfx_finders import pyalgos
+from tasks._sfx_run import find_peaks
+lcls1 = FindPeaksPyAlgos.Parameters.model_validate(json.loads(sys.argv[2]))
+reader = FindPeaksSFX.Parameters.model_validate(json.loads(sys.argv[3]))
+task = FindPeaksPyAlgos(lcls1)
+find_peaks(task, events(reader, 0, 1), pyalgos, 0, 1, None)  # psana1's PyAlgos -> psalg's v3r3, same rows
+print("RESULT " + json.dumps({"summary": task.result.summary, "payload": task.result.payload}))
+"""
+
+
+def test_findpeakspyalgos_writes_the_same_cxi_layout_through_the_shared_loop(
+    sif: str, data: Path, work_dir: Path
+) -> None:
+    # FindPeaksPyAlgos runs only at S3DF (psana1). Here its parameters drive the shared loop, with
+    # psana2 reading the run and psalg's v3r3 standing in for psana1's PyAlgos (both give 17 columns).
+    head = {"lute_config": {"experiment": "xpptut15", "run": 14, "work_dir": str(work_dir)}}
+    common = {k: v for k, v in section(data, work_dir).items() if k not in ("geometry_file", "xtc_dir")}
+    lcls1 = {**head, **common}
+    reader = {**head, **section(data, work_dir, algorithm="PyAlgos", geometry_file=None)}
+    argv = ["python3", "-c", PYALGOS_LOOP, str(REPO), json.dumps(lcls1), json.dumps(reader)]
+    done = in_image(sif, argv, str(data), str(work_dir), f"{REPO}:{REPO}:ro")
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert result["payload"] == str(work_dir / "peaks" / "xpptut15_14_lyso.list")
+    assert result["summary"]["Number of hits found"] == "9"
+    check_science(probe(sif, data, work_dir, result["payload"]))
