@@ -128,3 +128,33 @@ def test_a_row_of_another_run_is_not_picked(tmp_path: Path) -> None:
     assert validate(IndexCrystFEL, tmp_path, {"nthreads": 1}, run=52).in_file == "/r52.list"
     compare = validate(CompareHKL, tmp_path, {}, run=51)
     assert (compare.in_files, compare.symmetry) == ("/r51.hkl1 /r51.hkl2", "mmm")
+
+
+def test_concatenation_joins_the_streams_the_indexer_wrote_and_the_chain_reads_the_result(tmp_path: Path) -> None:
+    from lute_kernel.sfx_tasklets import indexamajig_summary_indexing_rate
+
+    streams = tmp_path / "streams"
+    (streams / "r0051").mkdir(parents=True)
+    parts = {
+        streams / f"{EXP}_r0050_lyso.stream": "CrystFEL stream format 2.3\n----- End chunk -----\n",
+        streams / "r0051" / f"{EXP}_r0051_lyso.stream": "Cell parameters 7.9 7.9 3.8 nm\n----- End chunk -----\n",
+        streams / f"{EXP}_r0051_other.stream": "not this tag\n",
+    }
+    for path, text in parts.items():
+        path.write_text(text)
+    seed(tmp_path, "IndexCrystFEL", {"out_file": str(streams / f"{EXP}_r0051_lyso.stream"), "cell_file": "/c"})
+    result = ConcatenateStreamFiles.run_standalone({"lute_config": header(tmp_path)})
+    joined = tmp_path / "lyso.stream"
+    assert result.payload == str(joined) and result.summary == {"Stream files concatenated": "2"}
+    assert joined.read_text() == "".join(parts[p] for p in sorted(parts) if "lyso" in p.name)
+    assert indexamajig_summary_indexing_rate(str(joined)) == {
+        "Number of lattices indexed": "1",
+        "Indexing rate": "0.50",
+    }
+
+
+def test_concatenation_with_nothing_to_join_fails_naming_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no \*lyso\*\.stream under"):
+        ConcatenateStreamFiles.run_standalone(
+            {"lute_config": header(tmp_path), "in_file": str(tmp_path), "tag": "lyso"}
+        )
