@@ -26,21 +26,23 @@ REPO_RECIPES = REPO / "recipes"
 
 
 def test_the_repo_ships_these_images() -> None:
-    assert known_images(REPO_RECIPES) == ["base", "crystfel", "psana1", "psana2", "smoke"]
+    assert known_images(REPO_RECIPES) == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
     book = load_recipes(REPO_RECIPES)
     assert {name: r.parent for name, r in book.recipes.items()} == {
         "base": None,
+        "ccp4": "base",
         "crystfel": "base",
         "psana1": None,
         "psana2": "base",
         "smoke": "base",
     }
     assert {name: r.meta.sites for name, r in book.recipes.items() if r.meta.sites} == {
+        "ccp4": ["s3df"],
         "crystfel": ["s3df"],
         "psana1": ["s3df"],
     }
     assert book.buildable_at("local") == ["base", "psana2", "smoke"]
-    assert book.buildable_at("s3df") == ["base", "crystfel", "psana1", "psana2", "smoke"]
+    assert book.buildable_at("s3df") == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
 
 
 def test_known_images_follows_lute_recipes_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +57,7 @@ def test_every_repo_recipe_renders_into_a_valid_definition(site_name: str, tmp_p
     paths = image_paths(site, images_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
     book = load_recipes(paths.recipes_dir)
     prepared = prepare_images(book.build_order(sorted(book.recipes)), site, paths)
-    assert sorted(prepared) == ["base", "crystfel", "psana1", "psana2", "smoke"]
+    assert sorted(prepared) == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
     for image in prepared.values():
         text = image.definition
         assert text.startswith(f'# lute-kernel image "{image.name}": ')
@@ -128,7 +130,7 @@ def test_site_only_recipes_fail_fast_elsewhere() -> None:
     assert "image 'psana1' is built only at site s3df" in message
     assert "LCLS conda channel" in message and "this is site 'local'" in message
     assert "`lute-kernel images build psana1 --site s3df`" in message
-    check_site(book.build_order(["psana1", "crystfel"]), "s3df")  # allowed there
+    check_site(book.build_order(["psana1", "crystfel", "ccp4"]), "s3df")  # allowed there
 
 
 # --- metadata -------------------------------------------------------------------------------------

@@ -27,6 +27,15 @@ REPO_TASKS = {
     "TestReadOutput",
     "SmallDataPsana2",
     "TestMultiNodeCommunication",
+    "FindPeaksSFX",
+    "FindPeaksPyAlgos",
+    "IndexCrystFEL",
+    "ConcatenateStreamFiles",
+    "MergePartialator",
+    "CompareHKL",
+    "ManipulateHKL",
+    "DimpleSolve",
+    "RunSHELXC",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -36,6 +45,15 @@ REPO_ALIASES = {
     "WriteTester": "TestWriteOutput",
     "ReadTester": "TestReadOutput",
     "MultiNodeCommunicationTester": "TestMultiNodeCommunication",
+    "PeakFinderSFX": "FindPeaksSFX",
+    "PeakFinderPyAlgos": "FindPeaksPyAlgos",
+    "CrystFELIndexer": "IndexCrystFEL",
+    "StreamFileConcatenator": "ConcatenateStreamFiles",
+    "PartialatorMerger": "MergePartialator",
+    "HKLComparer": "CompareHKL",
+    "HKLManipulator": "ManipulateHKL",
+    "DimpleSolver": "DimpleSolve",
+    "SHELXCRunner": "RunSHELXC",
 }
 
 ALPHA = """\
