@@ -189,9 +189,11 @@ def test_a_killed_kernel_takes_its_task_along_and_leaves_a_visible_row(
     start_env: Dict[str, str],
     tmp_path: Path,
 ) -> None:
-    # SIGKILL cannot be handled: the worker must die by itself (parent-death signal), the RUNNING
+    # SIGKILL cannot be handled: the worker must die anyway (the dead man's switch), the RUNNING
     # row stays (shown LOST by `db ls/show`), and the next run removes the dead kernel's run dir.
-    config = make_config({"FaultSleep": {"seconds": 60, "spawn_child": True}, "Test": {"sleep_secs": 0, "compound_var": {}}})
+    config = make_config(
+        {"FaultSleep": {"seconds": 60, "spawn_child": True}, "Test": {"sleep_secs": 0, "compound_var": {}}}
+    )
     tmpdir = tmp_path / "t"
     env = isolated_env(start_env, tmpdir)
     with LiveRun("run", "FaultSleep", "-c", str(config), env=env) as live:

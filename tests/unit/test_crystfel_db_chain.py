@@ -117,7 +117,6 @@ def test_the_stream_default_needs_a_run_number(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.xfail(reason="same-run filter pending", strict=False)
 def test_a_row_of_another_run_is_not_picked(tmp_path: Path) -> None:
     # Several runs share one work_dir: run 52's rows, recorded later, must not feed run 51's Tasks.
     seed(tmp_path, "FindPeaksSFX", {"out_file": "/r51.list", "tag": "lyso"}, run=51)
