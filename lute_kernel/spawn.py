@@ -126,7 +126,7 @@ def run_command(
     env: Optional[Mapping[str, str]] = None,
     cwd: Optional[PathLike] = None,
     timeout: Optional[float] = None,
-    input: Optional[bytes] = None,  # noqa: A002 - the name subprocess uses
+    input: Optional[bytes] = None,  # the name subprocess uses
 ) -> CommandResult:
     """Run a helper command to the end and return its exit code and output.
 
@@ -158,9 +158,7 @@ def run_command(
     finally:
         if proc.poll() is None:  # interrupted (Ctrl-C, an exception): never leave it running
             _stop_group(proc, grace_s=COMMAND_KILL_WAIT_S)
-    return CommandResult(
-        tuple(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    )
+    return CommandResult(tuple(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def stream_command(
