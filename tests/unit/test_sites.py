@@ -41,22 +41,25 @@ def test_default_site_is_local() -> None:
     assert sites_dir() == REPO / "config" / "sites"
     loaded = load_site()
     assert loaded.source == str(REPO / "config" / "sites" / "local.yaml") and loaded.reference == "local"
-    assert loaded.model_dump() == SiteProfile(
-        name="local",
-        description="Local machine: local runtime, direct launcher.",
-        runtime="local",
-        launcher="direct",
-        run_dir_root=None,
-        kill_grace_seconds=5.0,
-        env_allowlist=[],
-        elog_url=None,
-        ipc_max_bytes=1 << 30,
-        images=ImageSettings(trust_host_ca=True, run_from="sandbox"),  # image builds here trust the host's extra CAs
-        slurm=SlurmSettings(partition="debug", poll_seconds=0.5),  # scripts/start-slurm.sh's one-node cluster
-        mpi=MpiSettings(
-            srun_mpi="pmi2", srun_mpi_offered=["pmi2", "pmix"], cpu_bind=None, oversubscribe=False
-        ),
-    ).model_dump()
+    assert (
+        loaded.model_dump()
+        == SiteProfile(
+            name="local",
+            description="Local machine: local runtime, direct launcher.",
+            runtime="local",
+            launcher="direct",
+            run_dir_root=None,
+            kill_grace_seconds=5.0,
+            env_allowlist=[],
+            elog_url=None,
+            ipc_max_bytes=1 << 30,
+            images=ImageSettings(
+                trust_host_ca=True, run_from="sandbox"
+            ),  # image builds here trust the host's extra CAs
+            slurm=SlurmSettings(partition="debug", poll_seconds=0.5),  # scripts/start-slurm.sh's one-node cluster
+            mpi=MpiSettings(srun_mpi="pmi2", srun_mpi_offered=["pmi2", "pmix"], cpu_bind=None, oversubscribe=False),
+        ).model_dump()
+    )
     assert load_site().socket_root() == Path(tempfile.gettempdir())
 
 
