@@ -86,7 +86,7 @@ def record(prepared: PreparedRun, outcome: ExecutionOutcome, summary: Any, paylo
             end=outcome.end,
             exit_code=outcome.exit_code,
             config_path=str(prepared.config.path.resolve()),
-            site=prepared.site.name,
+            site=prepared.site.reference,  # a profile named by path is found again by its path
             ranks=plan.ranks,
         ),
     )

@@ -87,3 +87,20 @@ def test_a_site_file_by_path_runs(tmp_path: Path, cli_env: Dict[str, str], make_
     cfg = make_config({"Test": {"compound_var": {"int_var": 1}, "sleep_secs": 0}})
     done = run_cli("run", "Test", "-c", str(cfg), "--site", str(site), env=cli_env)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_site_file_by_path_is_what_the_job_and_the_row_name(
+    tmp_path: Path, cli_env: Dict[str, str], make_config: Callable[..., Path], work_dir: Path
+) -> None:
+    import sqlite3
+
+    site = tmp_path / "mine.yaml"
+    site.write_text("slurm:\n  partition: debug\n")
+    cfg = make_config({"Test": {"compound_var": {"int_var": 1}, "sleep_secs": 0}})
+    script = run_cli("submit", "Test", "-c", str(cfg), "--site", str(site), "--dry-run", env=cli_env)
+    assert script.returncode == 0, script.stdout + script.stderr
+    assert f"--site {site}" in script.stdout
+    assert run_cli("run", "Test", "-c", str(cfg), "--site", str(site), env=cli_env).returncode == 0
+    with sqlite3.connect(work_dir / "lute.db") as db:
+        (recorded,) = db.execute('SELECT "prov.site" FROM Test').fetchone()
+    assert recorded == str(site)  # so `rerun` loads the same file
