@@ -119,6 +119,7 @@ def prepare(
 
     check_recordable(params.lute_config.work_dir, spec.name, params.task_values(), header=header.db_header())
     profile = load_site(site)
+    profile.check_run_dir_root()  # a socket must fit there: refused now, not at launch
     choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(
         replace(_process_spec(spec, params, profile), resources=choice.resources),

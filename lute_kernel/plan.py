@@ -56,7 +56,7 @@ class LaunchPlan:
 
 def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
     """Compose the launch: the runtime wraps the process, the launcher wraps the runtime."""
-    launcher.check(spec.resources, runtime)
+    launcher = launcher.for_process(spec, runtime)  # checks; the MPI launchers match the image's MPI
     spec = replace(spec, env=runtime.task_environment(spec, host_env))
     inner = runtime.wrap(spec)
     argv = launcher.wrap(inner, spec.resources)

@@ -91,7 +91,7 @@ class RunRecorder:
             end=outcome.end if outcome is not None else None,
             exit_code=outcome.exit_code if outcome is not None else None,
             config_path=str(prepared.config.path.resolve()),
-            site=prepared.site.name,
+            site=prepared.site.reference,  # a profile named by path is found again by its path
             ranks=plan.ranks,
         )
 

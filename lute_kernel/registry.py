@@ -1,14 +1,23 @@
-"""Find Tasks: the repo's ``tasks/`` folder(s) by path, installed packages by entry point.
+"""Find Tasks: Task folders by path, Task packages by entry point; look them up by name.
 
 Owns discovery and name lookup (class names and upstream aliases). There is no list of Tasks
 anywhere: every ``Task`` subclass defined in a discovered module is registered under its class
-name. Modules that fail to import are recorded, not fatal, so one broken Task module does not
-hide the others. The worker uses :func:`import_task` to re-import one Task in its own process.
+name. Where Tasks come from: the folders of ``LUTE_TASKS_PATH``, then the packages and modules of
+the ``lute_kernel.tasks`` entry-point group (the kernel's own ``lute_kernel_tasks``, the
+repository's ``tasks/`` folder, is always among them, installed or not). A package is read like a
+folder; a folder found twice (by path and by entry point) is read once.
+
+Nothing a Task module does at import ends the command: an exception, ``sys.exit()`` or a hang
+(bounded by ``LUTE_TASK_IMPORT_TIMEOUT``, default 10 s) is a recorded load failure, shown by
+``lute-kernel tasks``. A name (or alias) that two different Tasks claim is never resolved silently:
+it is a recorded conflict, and looking it up is an ``AmbiguousTaskError`` naming every source.
+The worker uses :func:`import_task` to re-import one Task in its own process.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -19,19 +28,27 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from lute_kernel.errors import UnknownTaskError
+from lute_kernel.errors import InputError, UnknownTaskError
+from lute_kernel.import_guard import guarded, import_timeout
 from lute_kernel.task import Task, TaskSpec, ThirdPartyTask
 
 ENTRY_POINT_GROUP = "lute_kernel.tasks"
+BUILTIN_TASK_PACKAGE = "lute_kernel_tasks"
+"""The kernel's own Tasks (the repository's ``tasks/`` folder): an entry point of the group, and
+looked up by name as well, so a checkout on PYTHONPATH or an install with stale metadata finds them."""
 TASKS_PACKAGE = "lute_tasks"
 _BASES = (Task, ThirdPartyTask)
 
 
+class AmbiguousTaskError(InputError):
+    """Two different Tasks claim one name (or alias): neither is run until one is renamed or removed."""
+
+
 @dataclass(frozen=True)
 class LoadFailure:
-    """A Task module that could not be imported, and why."""
+    """A Task module that could not be imported (or a name two Tasks claim), and why."""
 
     source: str
     error: str
@@ -39,20 +56,67 @@ class LoadFailure:
 
 @dataclass
 class Registry:
-    """Every Task found, by name, with its aliases and the modules that failed to load."""
+    """Every Task found, by name, with its aliases, the names in conflict and the modules that failed to load."""
 
     tasks: Dict[str, TaskSpec] = field(default_factory=dict)
     aliases: Dict[str, str] = field(default_factory=dict)
     failures: List[LoadFailure] = field(default_factory=list)
+    conflicts: Dict[str, List[str]] = field(default_factory=dict)
+    """Names two or more different Tasks claim -> the sources claiming them, in discovery order."""
+
+    def _holder(self, name: str) -> Optional[TaskSpec]:
+        if name in self.tasks:
+            return self.tasks[name]
+        return self.tasks.get(self.aliases[name]) if name in self.aliases else None
 
     def add(self, spec: TaskSpec) -> None:
-        """Register a Task under its name and aliases (first registration wins)."""
-        self.tasks.setdefault(spec.name, spec)
+        """Register a Task under its name and aliases; a name another Task holds becomes a conflict."""
+        holder = self._holder(spec.name)
+        if holder is not None and _origin(holder) == _origin(spec):
+            return  # the same class found twice (its folder by path and by entry point): one Task
+        holders = {n: self._holder(n) for n in (spec.name, *spec.aliases)}  # before any is moved to conflicts
+        clashes = {n for n, held in holders.items() if n in self.conflicts or held is not None}
+        for name in sorted(clashes):
+            self._conflict(name, holders[name], spec)
+        if spec.name not in clashes:
+            self.tasks[spec.name] = spec
         for alias in spec.aliases:
-            self.aliases.setdefault(alias, spec.name)
+            if alias not in clashes:
+                self.aliases[alias] = spec.name
+
+    def _conflict(self, name: str, holder: Optional[TaskSpec], spec: TaskSpec) -> None:
+        sources = self.conflicts.setdefault(name, [])
+        if holder is not None:
+            sources.append(_claim(holder, name))
+            self.tasks.pop(name, None)
+            self.aliases.pop(name, None)
+        sources.append(_claim(spec, name))
+
+    def conflict_failures(self) -> List[LoadFailure]:
+        """Return one failure line per name in conflict (what ``lute-kernel tasks`` shows)."""
+        return [
+            LoadFailure(
+                f"Task name {name!r}",
+                f"claimed {len(sources)} times ({'; '.join(sources)}): `run {name}` refuses it until one is renamed",
+            )
+            for name, sources in sorted(self.conflicts.items())
+        ]
 
     def get(self, name: str) -> TaskSpec:
-        """Return the Task called ``name`` (or aliased so); suggest close names when unknown."""
+        """Return the Task called ``name`` (or aliased so); suggest close names when unknown.
+
+        Raises:
+            AmbiguousTaskError: Two different Tasks claim ``name`` (or the Task it is an alias of).
+            UnknownTaskError: No Task has that name or alias.
+        """
+        target = self.aliases.get(name, name)
+        for claimed in dict.fromkeys((name, target)):
+            if claimed in self.conflicts:
+                sources = "; ".join(self.conflicts[claimed])
+                raise AmbiguousTaskError(
+                    f"Task name {claimed!r} is ambiguous: it is claimed by {sources}. Rename or remove all but one"
+                    " (a folder on LUTE_TASKS_PATH never shadows another Task silently)"
+                )
         if name in self.tasks:
             return self.tasks[name]
         if name in self.aliases:
@@ -64,17 +128,25 @@ class Registry:
         raise UnknownTaskError(f"unknown Task {name!r}.{hint}" + (broken if self.failures else ""))
 
     def knows(self, name: str) -> bool:
-        """Return True when ``name`` is a Task name or alias."""
-        return name in self.tasks or name in self.aliases
+        """Return True when ``name`` is a Task name or alias (ambiguous ones too)."""
+        return name in self.tasks or name in self.aliases or name in self.conflicts
+
+
+def _origin(spec: TaskSpec) -> Tuple[str, str]:
+    """The file a Task class was defined in, and its name there: the same Task, however it was imported."""
+    module = sys.modules.get(spec.cls.__module__)
+    path = getattr(module, "__file__", None)
+    return (str(Path(path).resolve()) if path else spec.cls.__module__, spec.cls.__qualname__)
+
+
+def _claim(spec: TaskSpec, name: str) -> str:
+    how = "" if name == spec.name else f" (an alias of {spec.name})"
+    return f"{spec.source}{how}"
 
 
 def default_tasks_dirs() -> List[Path]:
-    """Return the Task folders: ``LUTE_TASKS_PATH`` (colon-separated) first, then the repo's ``tasks/``."""
-    dirs = [Path(p) for p in os.environ.get("LUTE_TASKS_PATH", "").split(os.pathsep) if p]
-    repo_tasks = Path(__file__).resolve().parent.parent / "tasks"
-    if repo_tasks.is_dir():
-        dirs.append(repo_tasks)
-    return dirs
+    """Return the Task folders of ``LUTE_TASKS_PATH`` (colon-separated), in order."""
+    return [Path(p) for p in os.environ.get("LUTE_TASKS_PATH", "").split(os.pathsep) if p]
 
 
 def _package_name(tasks_dir: Path) -> str:
@@ -97,7 +169,11 @@ def _ensure_package(tasks_dir: Path) -> str:
         package = importlib.util.module_from_spec(spec)
         sys.modules[name] = package
         if spec.loader is not None:
-            spec.loader.exec_module(package)
+            try:
+                spec.loader.exec_module(package)
+            except BaseException:  # a half-run __init__ must not serve later imports
+                sys.modules.pop(name, None)
+                raise
     return name
 
 
@@ -130,10 +206,14 @@ def _tasks_in(module: ModuleType) -> Iterable[type[Task]]:
 
 
 def _entry_points() -> List[metadata.EntryPoint]:
+    """Return the group's entry points, with the kernel's own Task package first (even without metadata)."""
     found = metadata.entry_points()
     if hasattr(found, "select"):
-        return list(found.select(group=ENTRY_POINT_GROUP))
-    return list(found.get(ENTRY_POINT_GROUP, []))  # Python 3.9
+        entries = list(found.select(group=ENTRY_POINT_GROUP))
+    else:
+        entries = list(found.get(ENTRY_POINT_GROUP, []))  # Python 3.9
+    builtin = metadata.EntryPoint(name="builtin", value=BUILTIN_TASK_PACKAGE, group=ENTRY_POINT_GROUP)
+    return [builtin, *(e for e in entries if e.value != BUILTIN_TASK_PACKAGE)]
 
 
 def _register_module(registry: Registry, module: ModuleType, source: str, stem: str, tasks_dir: Optional[str]) -> None:
@@ -144,31 +224,67 @@ def _register_module(registry: Registry, module: ModuleType, source: str, stem: 
                 cls=cls,
                 module=stem,
                 source=source,
-                aliases=tuple(cls.aliases),
+                # A class's own aliases only: an alias names one Task, and a subclass is another Task.
+                aliases=tuple(vars(cls).get("aliases", ())),
                 tasks_dir=tasks_dir,
             )
         )
 
 
-def discover(tasks_dirs: Optional[Iterable[Path]] = None, *, entry_points: bool = True) -> Registry:
-    """Import every Task module in ``tasks_dirs`` and from entry points; return the registry."""
-    registry = Registry()
-    for tasks_dir in default_tasks_dirs() if tasks_dirs is None else tasks_dirs:
-        for path in sorted(Path(tasks_dir).glob("*.py")):
+@dataclass
+class _Discovery:
+    registry: Registry
+    timeout_s: float
+    folders: Set[Path] = field(default_factory=set)
+
+    def folder(self, tasks_dir: Path) -> None:
+        resolved = tasks_dir.resolve()
+        if resolved in self.folders:
+            return  # e.g. the repo's tasks/ on LUTE_TASKS_PATH and as the built-in package
+        self.folders.add(resolved)
+        for path in sorted(tasks_dir.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            try:
-                module = import_tasks_module(str(tasks_dir), path.stem)
-            except Exception as exc:  # a broken Task module must not hide the others
-                registry.failures.append(LoadFailure(str(path), f"{type(exc).__name__}: {exc}"))
+            load = functools.partial(import_tasks_module, str(tasks_dir), path.stem)
+            module, problem = guarded(load, str(path), self.timeout_s)
+            if module is None:  # a broken Task module must not hide the others
+                self.registry.failures.append(LoadFailure(str(path), problem))
                 continue
-            _register_module(registry, module, str(path), path.stem, str(Path(tasks_dir).resolve()))
+            _register_module(self.registry, module, str(path), path.stem, str(resolved))
+
+    def entry_point(self, entry: metadata.EntryPoint) -> None:
+        name = entry.value.partition(":")[0].strip()
+        where = f"entry point {entry.name}"
+        spec, problem = guarded(functools.partial(importlib.util.find_spec, name), f"{where} ({name})", self.timeout_s)
+        if spec is None:
+            if entry.name == "builtin" and not problem:
+                return  # the kernel's own Tasks are not installed here: nothing to report
+            self.registry.failures.append(
+                LoadFailure(where, problem or f"ModuleNotFoundError: No module named {name!r}")
+            )
+            return
+        if spec.submodule_search_locations:  # a package: its Task modules, read like a folder
+            for location in spec.submodule_search_locations:
+                self.folder(Path(location).resolve())
+            return
+        module, problem = guarded(functools.partial(importlib.import_module, name), f"{where} ({name})", self.timeout_s)
+        if module is None:
+            self.registry.failures.append(LoadFailure(where, problem))
+            return
+        _register_module(self.registry, module, where, module.__name__, None)
+
+
+def discover(tasks_dirs: Optional[Iterable[Path]] = None, *, entry_points: bool = True) -> Registry:
+    """Import every Task module of ``tasks_dirs`` (default: ``LUTE_TASKS_PATH``) and of the entry points."""
+    registry = Registry()
+    timeout_s, problem = import_timeout()
+    if problem:
+        registry.failures.append(LoadFailure("environment", problem))
+    discovery = _Discovery(registry, timeout_s)
+    for tasks_dir in default_tasks_dirs() if tasks_dirs is None else tasks_dirs:
+        discovery.folder(Path(tasks_dir))
     if entry_points:
         for entry in _entry_points():
-            try:
-                module = importlib.import_module(entry.value.partition(":")[0])
-            except Exception as exc:
-                registry.failures.append(LoadFailure(f"entry point {entry.name}", f"{type(exc).__name__}: {exc}"))
-                continue
-            _register_module(registry, module, f"entry point {entry.name}", module.__name__, None)
+            discovery.entry_point(entry)
+    registry.failures.extend(registry.conflict_failures())
     return registry

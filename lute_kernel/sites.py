@@ -1,152 +1,58 @@
 """Site profiles: where a site keeps things and how it launches (``config/sites/<name>.yaml``).
 
-Owns the ``SiteProfile`` model (unknown keys are errors, so a typo in a profile is caught) and
-finding/loading profiles. Paths and cluster defaults live in the YAML files, never in code.
+Owns the ``SiteProfile`` model (unknown keys and wrong types are errors, so a typo in a profile is
+caught), finding profiles (a path; ``LUTE_SITE_PATH``; the packaged ones, or ``LUTE_SITES_DIR``
+instead), loading them so that any broken file is a ``ConfigError`` naming the file and the field
+(never a traceback), and checking ``run_dir_root`` before a run. Paths and cluster defaults live
+in the YAML files, never in code.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from lute_kernel.errors import ConfigError
+from lute_kernel.errors import ConfigError, InputError
+from lute_kernel.resources import packaged_dir
+from lute_kernel.site_settings import ApptainerSettings, ImageSettings, MpiSettings, SlurmSettings
+
+__all__ = [
+    "DEFAULT_SITE",
+    "ApptainerSettings",
+    "ImageSettings",
+    "MpiSettings",
+    "SiteProfile",
+    "SlurmSettings",
+    "available_sites",
+    "load_site",
+    "sites_dir",
+]
 
 DEFAULT_SITE = "local"
 
 
-class ApptainerSettings(BaseModel):
-    """How Tasks run in Apptainer at this site (``apptainer:`` in the site profile)."""
+MAX_PROFILE_BYTES = 1 << 20
+"""A site profile is a page of settings; anything bigger is not one (and is not read whole)."""
 
-    model_config = ConfigDict(extra="forbid")
+MAX_SOCKET_PATH = 107
+"""Longest unix socket path (``sun_path`` holds 108 bytes with the terminating NUL)."""
 
-    binary: str = Field("apptainer", description="The apptainer (or singularity) command.")
-    exec_flags: List[str] = Field(
-        default_factory=lambda: ["--containall", "--cleanenv", "--no-home"],
-        description="Isolation flags of every `apptainer exec`.",
-    )
-    mpi_exec_flags: List[str] = Field(
-        default_factory=lambda: ["--contain", "--cleanenv", "--no-home"],
-        description="Isolation flags for MPI ranks: no private PID/IPC namespaces, which make ranks in"
-        " separate containers look alike to MPI (same host, same pid) and hang their communication.",
-    )
-    extra_args: List[str] = Field(default_factory=list, description="More `apptainer exec` options for this site.")
-    python: str = Field("python3", description="The image's Python (runs `-m lute_kernel.worker`).")
-    binds: List[str] = Field(
-        default_factory=list,
-        description="Data paths bound at the same place inside ('/sdf/data' or 'src:dst[:ro]'); missing ones skipped.",
-    )
-    ipc_mount: str = Field("/lute/ipc", description="Where the run directory (and its socket) appears inside.")
-    gpu_env: List[str] = Field(
-        default_factory=lambda: ["CUDA_VISIBLE_DEVICES", "NVIDIA_*"], description="Variables passed to GPU Tasks."
-    )
-    mpi_env: Dict[str, str] = Field(
-        default_factory=lambda: {"MPIR_CVAR_NOLOCAL": "1"},
-        description="Variables set for MPI ranks. --containall gives each container a private /dev/shm"
-        " (a /dev/shm bind is skipped), so MPICH must not use shared memory between ranks.",
-    )
-    shm_bind: bool = Field(
-        False, description="Bind the host's /dev/shm into MPI ranks (ineffective under --containall)."
-    )
+RUN_DIR_SUFFIX = "/lute-000000000000/s"
+"""What the executor appends to ``run_dir_root``: the run directory (``lute-`` + 12 hex) and the socket."""
 
-
-class ImageSettings(BaseModel):
-    """How this site builds images (``images:`` in the site profile; used by ``lute-kernel images``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bootstrap: Literal["debootstrap", "docker"] = Field(
-        "debootstrap",
-        description="How the base image starts: 'debootstrap' from a Debian mirror, or 'docker' from a registry.",
-    )
-    debian_release: str = Field("bookworm", description="Debian release of the base image.")
-    debian_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror (debootstrap bootstrap).")
-    docker_from: str = Field("debian:bookworm-slim", description="Registry image of the base (docker bootstrap).")
-    trust_host_ca: bool = Field(
-        False,
-        description="Copy the host's extra CA certificates into the base image (for TLS-intercepting networks).",
-    )
-    host_ca_files: List[str] = Field(
-        default_factory=lambda: ["/usr/local/share/ca-certificates/*.crt"],
-        description="Globs of the host CA certificates trusted when trust_host_ca is true.",
-    )
-    pip_index_url: Optional[str] = Field(None, description="pip --index-url inside image builds.")
-    pip_extra_index_urls: List[str] = Field(default_factory=list, description="pip --extra-index-url values.")
-    images_dir: Optional[str] = Field(
-        None, description="Build records and SIF links (default: the repo's images/; $LUTE_IMAGES_DIR overrides)."
-    )
-    cache_dir: str = Field(
-        "~/.cache/lute-kernel/images",
-        description="Where built SIFs live, shared across clones ($LUTE_IMAGE_CACHE overrides).",
-    )
-    compression: Literal["gzip", "lz4", "zstd", "xz"] = Field("zstd", description="SIF squashfs compression.")
-    run_from: Literal["sif", "sandbox"] = Field(
-        "sif",
-        description="Run Tasks from the SIF, or from an unpacked copy made after each build (faster to start"
-        " where Apptainer mounts SIFs through FUSE).",
-    )
-    fakeroot: bool = Field(True, description="Build with `apptainer build --fakeroot`.")
-    build_tmpdir: Optional[str] = Field(None, description="APPTAINER_TMPDIR for builds (needs the unpacked size).")
-    build_args: List[str] = Field(default_factory=list, description="More `apptainer build` options.")
-
-
-class MpiSettings(BaseModel):
-    """How MPI Tasks are launched at this site (``mpi:`` in the site profile)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    launcher: Literal["auto", "srun", "mpirun"] = Field(
-        "auto", description="'auto': srun inside a Slurm allocation, else mpirun if fallback_to_mpirun."
-    )
-    srun_mpi: str = Field("pmi2", description="srun --mpi plugin (MPICH: pmi2; S3DF's Open MPI: pmix).")
-    srun_args: List[str] = Field(default_factory=list, description="More srun options.")
-    cpu_bind: Optional[str] = Field("cores", description="srun --cpu-bind value (None: leave it to Slurm).")
-    mpirun: str = Field("mpirun", description="The off-Slurm launcher (mpirun or mpiexec).")
-    mpirun_args: List[str] = Field(default_factory=list, description="More mpirun options.")
-    fallback_to_mpirun: bool = Field(True, description="Use mpirun when not inside a Slurm allocation.")
-    oversubscribe: bool = Field(False, description="Allow more mpirun ranks than this node has cores.")
-    hello_timeout_s: float = Field(120.0, gt=0, description="Every rank must connect within this time.")
-    transport: Literal["ipc", "tcp"] = Field(
-        "ipc", description="'ipc': unix socket (ranks on the kernel's node); 'tcp': ranks anywhere (token-checked)."
-    )
-    tcp_host: Optional[str] = Field(None, description="Address ranks use to reach the kernel (default: host name).")
-
-
-class SlurmSettings(BaseModel):
-    """How ``lute-kernel submit`` asks Slurm for a job (``slurm:`` in the site profile).
-
-    These are the site's defaults: a Task's own resources come first, these override them, the
-    command line overrides both.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    partition: Optional[str] = Field(None, description="sbatch --partition (None: the cluster's default partition).")
-    account: Optional[str] = Field(None, description="sbatch --account (S3DF: 'lcls:<experiment>').")
-    time: Optional[str] = Field(
-        None,
-        description="sbatch --time ('MM', 'HH:MM:SS', 'D-HH:MM', …). None: the config's task_timeout plus"
-        " the kill grace and two minutes.",
-    )
-    extra_args: List[str] = Field(
-        default_factory=list,
-        description="More sbatch options, one per #SBATCH line (e.g. '--qos=preemptable', '--exclusive').",
-    )
-    python: Optional[str] = Field(
-        None, description="The Python that runs `-m lute_kernel.cli run` in the job (default: the submitting one)."
-    )
-    poll_seconds: float = Field(5.0, gt=0, description="How often `submit --wait` asks Slurm for the job's state.")
-    command_timeout_s: float = Field(60.0, gt=0, description="Limit on each sbatch/scontrol/sacct call.")
+MAX_LISTED_PROBLEMS = 5
 
 
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
     description: str = ""
@@ -154,7 +60,8 @@ class SiteProfile(BaseModel):
     launcher: Literal["direct", "srun", "mpirun"] = Field("direct", description="Launcher of single-rank Tasks.")
     run_dir_root: Optional[str] = Field(
         None,
-        description="Where per-run socket folders go (short path: unix sockets have a 107-byte limit).",
+        description="Where per-run socket folders go (default: $TMPDIR). An existing, writable folder with a short"
+        f" absolute path: unix socket paths have a {MAX_SOCKET_PATH}-byte limit.",
     )
     kill_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM to SIGKILL grace period.")
     env_allowlist: List[str] = Field(
@@ -168,34 +75,168 @@ class SiteProfile(BaseModel):
     images: ImageSettings = Field(default_factory=ImageSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
+    _source: Optional[str] = PrivateAttr(None)
+    _by_path: bool = PrivateAttr(False)
+
+    @property
+    def source(self) -> Optional[str]:
+        """The profile file this was loaded from (None: built in code)."""
+        return self._source
+
+    @property
+    def reference(self) -> str:
+        """What ``--site`` takes to load this profile again: its file's path if it was named by path, else its name."""
+        return self._source if self._by_path and self._source else self.name
+
     def socket_root(self) -> Path:
         """Return the folder that holds run directories."""
         return Path(self.run_dir_root or tempfile.gettempdir())
 
+    def check_run_dir_root(self) -> Path:
+        """Return the folder run directories go in, after checking it is usable; call it before a run.
+
+        Raises:
+            ConfigError: ``run_dir_root`` is not absolute, missing, not a folder, not writable, or so long
+                that the run's socket path would pass the unix limit (names the profile and the field).
+            InputError: The same for ``$TMPDIR``, the folder used when ``run_dir_root`` is not set.
+        """
+        root = self.socket_root()
+        problem = _run_dir_root_problem(str(root), needs_socket=self.mpi.transport == "ipc")
+        if problem is None:
+            return root
+        if self.run_dir_root is None:
+            raise InputError(
+                f"TMPDIR {str(root)!r} (where run directories go: the site sets no run_dir_root) {problem}"
+            )
+        raise ConfigError(f"{self.run_dir_root!r} {problem}", path=self._source, key="run_dir_root")
+
+
+def _run_dir_root_problem(root: str, *, needs_socket: bool) -> Optional[str]:
+    if "\0" in root:
+        return "holds a NUL character"
+    if not os.path.isabs(root):
+        return "is not an absolute path"
+    try:
+        info = os.stat(root)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be used: {exc.strerror or exc}"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if not os.access(root, os.W_OK | os.X_OK):
+        return "is not writable by this user"
+    socket = len(os.fsencode(root.rstrip("/") + RUN_DIR_SUFFIX))
+    if needs_socket and socket > MAX_SOCKET_PATH:
+        return (
+            f"is too long: the run's socket path would be {socket} bytes, over the unix limit of {MAX_SOCKET_PATH};"
+            " use a shorter folder"
+        )
+    return None
+
 
 def sites_dir() -> Path:
-    """Return the folder of site profiles (``LUTE_SITES_DIR`` or the repo's ``config/sites``)."""
+    """Return the folder of the shipped site profiles (``LUTE_SITES_DIR`` replaces it)."""
     override = os.environ.get("LUTE_SITES_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "config" / "sites"
+    return Path(override) if override else packaged_dir("sites")
+
+
+def _search_path() -> List[Path]:
+    """``LUTE_SITE_PATH`` (folders or profile files, first wins), then the shipped profiles."""
+    extra = [Path(p).expanduser() for p in os.environ.get("LUTE_SITE_PATH", "").split(os.pathsep) if p]
+    return [*extra, sites_dir()]
+
+
+def _profiles_in(entry: Path) -> Dict[str, Path]:
+    if entry.suffix in (".yaml", ".yml") and not entry.is_dir():
+        return {entry.stem: entry}
+    try:
+        return {p.stem: p for p in sorted(entry.glob("*.yaml"))}
+    except OSError:
+        return {}
 
 
 def available_sites() -> List[str]:
     """Return the names of the site profiles found."""
-    return sorted(p.stem for p in sites_dir().glob("*.yaml"))
+    names: set[str] = set()
+    for entry in _search_path():
+        names.update(_profiles_in(entry))
+    return sorted(names)
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.sep in name or name.endswith((".yaml", ".yml")) or name.startswith("~")
 
 
 def load_site(name: Optional[str] = None) -> SiteProfile:
-    """Load a site profile by name (default: ``LUTE_SITE`` or ``local``)."""
+    """Load a site profile by name or path (default: ``LUTE_SITE`` or ``local``).
+
+    A name is looked up in ``LUTE_SITE_PATH``, then in the shipped profiles (``LUTE_SITES_DIR``
+    instead when set); a value with a ``/`` or ending in ``.yaml`` is a profile file (its name is
+    the file's stem). Raises ``ConfigError`` naming the file (and field) for anything wrong with it.
+    """
     name = name or os.environ.get("LUTE_SITE") or DEFAULT_SITE
-    path = sites_dir() / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(available_sites()) or "none"
-        raise ConfigError(f"unknown site {name!r} (known: {known})", path=str(path))
+    if _looks_like_path(name):
+        path = Path(name).expanduser().absolute()
+        return _load_profile(path, path.stem, by_path=True)
+    for entry in _search_path():
+        found = _profiles_in(entry).get(name)
+        if found is not None:
+            return _load_profile(found, name, by_path=False)
+    known = ", ".join(available_sites()) or "none"
+    raise ConfigError(f"unknown site {name!r} (known: {known})", path=str(sites_dir() / f"{name}.yaml"))
+
+
+def _read_profile(path: Path) -> Any:
+    where = str(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return SiteProfile.model_validate({"name": name, **data})
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError("site profile does not exist", path=where) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read the site profile: {getattr(exc, 'strerror', None) or exc}", path=where
+        ) from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would be read forever
+        raise ConfigError("site profile is not a regular file", path=where)
+    if info.st_size > MAX_PROFILE_BYTES:
+        raise ConfigError(f"site profile is larger than {MAX_PROFILE_BYTES} bytes: not a profile", path=where)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PROFILE_BYTES + 1)
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the site profile: {exc.strerror or exc}", path=where) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"site profile is not UTF-8 text ({exc.reason} at byte {exc.start})", path=where) from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"site profile is not valid YAML: {exc}", path=str(path)) from None
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"site profile is not valid YAML: {exc}", path=where, line=line) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # bad tags (!!float "x"), deep nesting
+        raise ConfigError(f"site profile is not valid YAML: {type(exc).__name__}: {exc}", path=where) from None
+
+
+def _load_profile(path: Path, name: str, *, by_path: bool) -> SiteProfile:
+    data = _read_profile(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"a site profile is a mapping of settings (runtime: …, mpi: …), not a {type(data).__name__}",
+            path=str(path),
+        )
+    try:
+        profile = SiteProfile.model_validate({"name": name, **data})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid site profile: {problems}", path=str(path)) from None
+        errors = exc.errors()
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:MAX_LISTED_PROBLEMS]]
+        more = f"; … and {len(errors) - MAX_LISTED_PROBLEMS} more" if len(errors) > MAX_LISTED_PROBLEMS else ""
+        raise ConfigError(f"invalid site profile: {'; '.join(problems)}{more}", path=str(path)) from None
+    except RecursionError:
+        raise ConfigError("invalid site profile: nested too deeply", path=str(path)) from None
+    profile._source = str(path)
+    profile._by_path = by_path
+    return profile

@@ -14,7 +14,11 @@ from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_TASK_FAILED, InputError, Lut
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="LUTE configuration YAML (header + Task sections).")]
 SiteOption = Annotated[
     Optional[str],
-    typer.Option("--site", help="Site profile from config/sites/ (default: $LUTE_SITE or 'local')."),
+    typer.Option(
+        "--site",
+        help="Site profile: a name (config/sites/, $LUTE_SITE_PATH) or a profile file's path"
+        " (default: $LUTE_SITE or 'local').",
+    ),
 ]
 RuntimeOption = Annotated[
     Optional[str],

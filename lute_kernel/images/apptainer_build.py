@@ -1,19 +1,19 @@
-"""The one seam through which image builds spawn ``apptainer``.
+"""The one seam through which image builds run ``apptainer``.
 
 Owns running ``apptainer build`` with its output streamed live (raw bytes, so progress bars stay
-progress bars) to the terminal and to a log file, and asking ``apptainer --version``. Unit tests
-put a fake ``apptainer`` on PATH, or replace ``run_build_command``. Must not decide what to build.
+progress bars) to the terminal and to a log file, and asking ``apptainer --version``; both start
+through ``lute_kernel.spawn`` (``stream_command``, ``run_command``). Unit tests put a fake
+``apptainer`` on PATH, or replace ``run_build_command``. Must not decide what to build.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from lute_kernel.errors import LuteError
+from lute_kernel.errors import LaunchError, LuteError
+from lute_kernel.spawn import CommandTimedOut, run_command, stream_command
 
 OutputSink = Callable[[bytes], None]
 
@@ -52,44 +52,26 @@ def run_build_command(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         log.write(("$ " + " ".join(argv) + "\n").encode())
+
+        def tee(chunk: bytes) -> None:
+            log.write(chunk)
+            log.flush()  # so that `tail -f` on the log follows the build
+            output(chunk)
+
         try:
-            proc = subprocess.Popen(
-                list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            )
-        except OSError as exc:
-            raise ImageBuildError(
-                f"cannot run {argv[0]!r}: {exc} (install Apptainer: scripts/install-apptainer.sh)"
-            ) from None
-        assert proc.stdout is not None
-        try:
-            fd = proc.stdout.fileno()
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                log.write(chunk)
-                log.flush()  # so that `tail -f` on the log follows the build
-                output(chunk)
-            return proc.wait()
-        finally:
-            if proc.poll() is None:  # interrupted (Ctrl-C): stop the build, then let the caller clean up
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            proc.stdout.close()
+            return stream_command(argv, tee, env=env, cwd=cwd)
+        except LaunchError as exc:
+            raise ImageBuildError(f"{exc} (install Apptainer: scripts/install-apptainer.sh)") from None
 
 
 def apptainer_version(binary: str) -> str:
     """Return ``apptainer --version`` (e.g. ``apptainer version 1.4.5``)."""
     try:
-        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ImageBuildError(
-            f"cannot run {binary!r}: {exc} (install Apptainer: scripts/install-apptainer.sh)"
-        ) from None
+        done = run_command([binary, "--version"], timeout=60)
+    except CommandTimedOut as exc:
+        raise ImageBuildError(str(exc)) from None
+    except LaunchError as exc:
+        raise ImageBuildError(f"{exc} (install Apptainer: scripts/install-apptainer.sh)") from None
     if done.returncode != 0:
         raise ImageBuildError(f"{binary} --version failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()

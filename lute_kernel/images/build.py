@@ -165,10 +165,13 @@ class _Builder:
                 built_at=_iso(stat.st_mtime),
                 build_seconds=0.0,
                 site=self.site.name,
+                mpi=image.recipe.meta.mpi,
             )
             store_sidecar(known)
-        # The record may come from another clone, or from this cache under another path.
-        record = known.model_copy(update={"recipe": str(image.recipe.path), "address": image.address, "sif": str(sif)})
+        # The record may come from another clone, or from this cache under another path. The same
+        # address means the same rendered labels, so the recipe's MPI is the SIF's.
+        update = {"recipe": str(image.recipe.path), "address": image.address, "sif": str(sif)}
+        record = known.model_copy(update={**update, "mpi": image.recipe.meta.mpi})
         self.publish(image, record)
         self.status(f"==> {image.name}: using cached {sif} (built {record.built_at})")
         return record
@@ -228,6 +231,7 @@ class _Builder:
             built_at=_iso(time.time()),
             build_seconds=round(seconds, 1),
             site=self.site.name,
+            mpi=image.recipe.meta.mpi,
         )
         store_sidecar(record)
         self.publish(image, record)

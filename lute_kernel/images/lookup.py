@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from lute_kernel.errors import InputError
 from lute_kernel.images.manifest import read_manifest
+from lute_kernel.images.mpi import ImageMpi
 from lute_kernel.images.paths import MANIFEST_NAME, RECIPE_SUFFIX, default_images_dir, default_recipes_dir
 from lute_kernel.images.recipes import read_meta, recipe_names, unknown_image_error
 from lute_kernel.images.sandbox import ready_sandbox
@@ -31,6 +32,8 @@ class BuiltImage:
     address: str
     sandbox: Optional[Path] = None
     """The unpacked copy the Task runs from, on sites with ``images.run_from: sandbox``."""
+    mpi: Optional[ImageMpi] = None
+    """The MPI the image carries, as recorded when it was built (None: no MPI)."""
 
     @property
     def runnable(self) -> Path:
@@ -38,9 +41,9 @@ class BuiltImage:
         return self.sandbox or self.sif
 
 
-def known_images(recipes_dir: Optional[Path] = None) -> List[str]:
+def known_images(recipes_dir: Optional[Path] = None, site: Optional[SiteProfile] = None) -> List[str]:
     """Return the names of the images that have a recipe."""
-    return recipe_names(recipes_dir or default_recipes_dir())
+    return recipe_names(recipes_dir or default_recipes_dir(site))
 
 
 def find_image(
@@ -56,11 +59,11 @@ def find_image(
         InputError: No recipe of that name, not built, or its SIF is missing or changed since the
             build; the message says which ``just build-image NAME`` to run.
     """
-    recipes = recipes_dir or default_recipes_dir()
+    recipes = recipes_dir or default_recipes_dir(site)
     recipe = recipes / f"{name}{RECIPE_SUFFIX}"
     if not recipe.is_file():
         raise unknown_image_error(name, recipe_names(recipes), recipes)
-    manifest = (images_dir or default_images_dir(site)) / MANIFEST_NAME
+    manifest = (images_dir or default_images_dir(site, recipes)) / MANIFEST_NAME
     record = read_manifest(manifest).get(name)
     if record is None:
         sites = read_meta(recipe).sites
@@ -82,4 +85,4 @@ def find_image(
                 f"image {name!r}: this site runs Tasks from unpacked images and {sif}'s is missing:"
                 f" run `just build-image {name}`"
             )
-    return BuiltImage(name=name, sif=sif, sha256=record.sha256, address=record.address, sandbox=sandbox)
+    return BuiltImage(name=name, sif=sif, sha256=record.sha256, address=record.address, sandbox=sandbox, mpi=record.mpi)

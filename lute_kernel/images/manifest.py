@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lute_kernel.errors import InputError
 from lute_kernel.images.locking import exclusive_lock, write_atomically
+from lute_kernel.images.mpi import ImageMpi
 from lute_kernel.images.paths import ImagePaths
 
 MANIFEST_VERSION = 1
@@ -43,6 +44,8 @@ class ImageRecord(BaseModel):
     built_at: str
     build_seconds: float
     site: str
+    mpi: Optional[ImageMpi] = None
+    """The MPI its recipe declared (also a SIF label): what the srun launcher wires its ranks up with."""
 
     def sif_unchanged(self) -> bool:
         """Return whether the SIF still has the recorded size and mtime (no re-hash: that takes seconds)."""

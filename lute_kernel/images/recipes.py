@@ -11,6 +11,7 @@ The metadata block is a jinja comment, so it never reaches the rendered definiti
     parent: base
     sites: [s3df]          # optional: only these sites build it (default: every site)
     site_note: "why"       # optional: shown when another site tries
+    mpi: {flavour: mpich, pmi: [pmi2, pmi1]}   # optional: the MPI it carries (lute_kernel.images.mpi)
     -#}
 """
 
@@ -26,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lute_kernel.errors import InputError
+from lute_kernel.images.mpi import ImageMpi
 from lute_kernel.images.paths import RECIPE_SUFFIX
 
 _META_BLOCK = re.compile(r"\A\{#-?[ \t]*lute-image[ \t]*\n(?P<body>.*?)^[ \t]*-?#\}", re.DOTALL | re.MULTILINE)
@@ -40,6 +42,9 @@ class RecipeMeta(BaseModel):
     parent: Optional[str] = Field(None, description="The image this one starts from (Bootstrap: localimage).")
     sites: List[str] = Field(default_factory=list, description="Sites allowed to build it; empty: every site.")
     site_note: str = Field("", description="Why it is site-only (shown to the other sites).")
+    mpi: Optional[ImageMpi] = Field(
+        None, description="The MPI the image carries and the PMI interfaces it speaks (none: no MPI)."
+    )
 
 
 @dataclass(frozen=True)

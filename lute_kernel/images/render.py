@@ -46,12 +46,14 @@ def host_ca_files(settings: ImageSettings) -> List[str]:
 def render_context(recipe: Recipe, site: SiteProfile, parent_sif: Optional[Path]) -> Dict[str, Any]:
     """Return what a recipe template can use.
 
-    ``image``, ``description``, ``site`` (the site's name), ``images`` (the site's ``images:``
-    settings), ``host_ca_files`` and, for an image with a parent, ``parent`` and ``parent_sif``.
+    ``image``, ``description``, ``mpi`` (the metadata's ``mpi:``, or None), ``site`` (the site's
+    name), ``images`` (the site's ``images:`` settings), ``host_ca_files`` and, for an image with a
+    parent, ``parent`` and ``parent_sif``.
     """
     context: Dict[str, Any] = {
         "image": recipe.name,
         "description": recipe.meta.description,
+        "mpi": recipe.meta.mpi,
         "site": site.name,
         "images": site.images,
         "host_ca_files": host_ca_files(site.images),

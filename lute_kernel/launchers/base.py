@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
 from lute_kernel.errors import InputError
 from lute_kernel.runtimes.base import Runtime
 from lute_kernel.task import Resources
+
+if TYPE_CHECKING:
+    from lute_kernel.plan import ProcessSpec
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,12 @@ class Launcher(ABC):
             raise InputError(f"launcher {self.name!r} starts one process; the Task asks for {resources.ranks} ranks")
         if resources.ranks > 1 and not runtime.capabilities.supports_mpi:
             raise InputError(f"runtime {runtime.name!r} cannot run MPI Tasks")
+
+    def for_process(self, spec: ProcessSpec, runtime: Runtime) -> Launcher:
+        """Check the launch of ``spec`` in ``runtime`` and return the launcher set up for it.
+
+        ``build_plan`` calls this before wrapping anything. By default: ``check``, then itself; the MPI
+        launchers also match the process's MPI (its image's) with what they serve.
+        """
+        self.check(spec.resources, runtime)
+        return self

@@ -1,6 +1,8 @@
 """The Apptainer runtime: the Task runs in its image with ``apptainer exec``. Pure argv building.
 
-Owns the container argv: isolation flags (``--containall --cleanenv --no-home``; MPI ranks drop the
+Owns the container argv: ``--no-eval`` always (Apptainer must never shell-evaluate the values of
+``--env`` or ``APPTAINERENV_*``: ``X=$(cmd)`` would run ``cmd`` inside), isolation flags
+(``--containall --cleanenv --no-home``; MPI ranks drop the
 private PID/IPC namespaces, see ``ApptainerSettings.mpi_exec_flags``), explicit binds
 (the run directory at a short fixed path for the socket; the kernel and Task folders read-only at
 their host paths, so images never need a rebuild when the kernel changes; work_dir and the site's
@@ -8,19 +10,18 @@ data paths read-write), the Task's environment as ``--env`` pairs from an allowl
 GPU Tasks, the site's MPI variables for MPI ranks (``--containall`` gives each container a private
 ``/dev/shm``, so by default MPICH is told not to use shared memory between ranks), the per-rank
 launcher-variable shim (``lute_kernel.rank_env``) in front of ``apptainer`` for MPI ranks, and the
-image's own Python. Spawns nothing; the image is
-looked up in the build manifest (``lute_kernel.images``), never hashed here.
+image's own Python. Spawns nothing; the image (and the MPI it carries) is looked up in the build
+manifest (``lute_kernel.images``), never hashed here.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 
 from lute_kernel.errors import InputError
-from lute_kernel.runtimes.base import Runtime, RuntimeCapabilities, allowed_env
+from lute_kernel.runtimes.base import Runtime, RuntimeCapabilities, allowed_env, kernel_package_dir
 
 if TYPE_CHECKING:
     from lute_kernel.images import BuiltImage
@@ -35,8 +36,11 @@ SPAWN_ENV_ALLOWLIST: Tuple[str, ...] = (
 launcher in front of it (srun must see its allocation). ``--cleanenv`` keeps all of it out of the
 container; per-rank launcher values cross only through ``lute_kernel.rank_env``."""
 
-KERNEL_PACKAGE = Path(__file__).resolve().parents[1]
-"""The ``lute_kernel`` package folder, bound read-only into every container."""
+KERNEL_PACKAGE = kernel_package_dir()
+"""The ``lute_kernel`` package folder (where this kernel was imported from), bound read-only into every container."""
+
+NO_EVAL = "--no-eval"
+"""Always right after ``exec``, whatever the site's flags: values reach the Task literally."""
 
 
 def parse_bind(spec: str) -> Tuple[str, str, str]:
@@ -82,7 +86,7 @@ class ApptainerRuntime(Runtime):
         binds: List[str] = []
         if spec.run_dir:
             binds.append(f"{spec.run_dir}:{self.settings.ipc_mount}")
-        for path in (str(KERNEL_PACKAGE), *spec.read_only_paths):
+        for path in (str(kernel_package_dir()), *spec.read_only_paths):
             binds.append(f"{path}:{path}:ro")
         binds.extend(spec.writable_paths)
         for site_bind in self.settings.binds:
@@ -101,7 +105,7 @@ class ApptainerRuntime(Runtime):
         if spec.resources.ranks > 1:
             env.update(self.settings.mpi_env)
         env["PYTHONNOUSERSITE"] = "1"
-        env["PYTHONPATH"] = str(KERNEL_PACKAGE.parent)
+        env["PYTHONPATH"] = str(kernel_package_dir().parent)
         return env
 
     def wrap(self, spec: ProcessSpec) -> List[str]:
@@ -112,7 +116,7 @@ class ApptainerRuntime(Runtime):
         if spec.resources.ranks > 1:  # per-rank PMI/Slurm variables must cross --cleanenv
             argv.extend([sys.executable, "-m", "lute_kernel.rank_env"])
         flags = self.settings.mpi_exec_flags if spec.resources.ranks > 1 else self.settings.exec_flags
-        argv.extend([self.settings.binary, "exec", *flags, *self.settings.extra_args])
+        argv.extend([self.settings.binary, "exec", NO_EVAL, *flags, *self.settings.extra_args])
         if spec.resources.gpus:
             argv.append("--nv")
         argv.extend(["--pwd", spec.cwd])
@@ -125,8 +129,16 @@ class ApptainerRuntime(Runtime):
         return argv
 
     def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
-        """Return the environment of the ``apptainer`` process itself (the Task's goes in argv)."""
-        return allowed_env(host_env, SPAWN_ENV_ALLOWLIST)
+        """Return the environment of the ``apptainer`` process itself (the Task's goes in argv).
+
+        MPI ranks start with the host's ``python -m lute_kernel.rank_env``: PYTHONPATH names this
+        kernel, so the shim is the host's own, installed or not (``--cleanenv`` keeps it out of
+        the container).
+        """
+        env = allowed_env(host_env, SPAWN_ENV_ALLOWLIST)
+        if spec.resources.ranks > 1:
+            env["PYTHONPATH"] = str(kernel_package_dir().parent)
+        return env
 
     def image_name(self, spec: ProcessSpec) -> Optional[str]:
         """Return the image's name."""
@@ -135,3 +147,8 @@ class ApptainerRuntime(Runtime):
     def image_digest(self, spec: ProcessSpec) -> Optional[str]:
         """Return the SIF's sha256 as recorded when it was built."""
         return self.image(spec).sha256
+
+    def mpi_interfaces(self, spec: ProcessSpec) -> Optional[Tuple[str, ...]]:
+        """Return the PMI interfaces of the image's MPI, as its recipe declared them (none: no MPI)."""
+        mpi = self.image(spec).mpi
+        return tuple(mpi.pmi) if mpi is not None else ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
@@ -31,6 +32,19 @@ class RuntimeCapabilities:
     supports_mpi: bool = False
     isolates_env: bool = True
     isolates_filesystem: bool = False
+
+
+def kernel_package_dir() -> Path:
+    """Return the folder of the ``lute_kernel`` package this process imported (checkout or installed).
+
+    It is where the running code *is*: the local runtime puts its parent first on the worker's
+    PYTHONPATH and the Apptainer runtime binds it read-only into containers, so a worker always
+    runs the host's own kernel. It is not a home for data: site profiles and recipes are found as
+    package data or in a configured root (``lute_kernel.resources``).
+    """
+    import lute_kernel
+
+    return Path(next(iter(lute_kernel.__path__))).resolve()
 
 
 def allowed_env(host_env: Mapping[str, str], patterns: Sequence[str]) -> Dict[str, str]:
@@ -77,4 +91,12 @@ class Runtime(ABC):
 
     def image_digest(self, spec: ProcessSpec) -> Optional[str]:
         """Return the sha256 of that image, if any."""
+        return None
+
+    def mpi_interfaces(self, spec: ProcessSpec) -> Optional[Tuple[str, ...]]:
+        """Return the PMI interfaces the process's MPI speaks, in its order of preference.
+
+        None: the process uses the host's MPI, whose interface the site names (``mpi.srun_mpi``).
+        An empty tuple: it carries no MPI at all.
+        """
         return None

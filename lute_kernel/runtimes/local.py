@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping
 
-from lute_kernel.runtimes.base import HOST_ENV_ALLOWLIST, Runtime, RuntimeCapabilities, allowed_env
+from lute_kernel.runtimes.base import (
+    HOST_ENV_ALLOWLIST,
+    Runtime,
+    RuntimeCapabilities,
+    allowed_env,
+    kernel_package_dir,
+)
 
 if TYPE_CHECKING:
     from lute_kernel.plan import ProcessSpec
@@ -32,6 +37,6 @@ class LocalRuntime(Runtime):
         """
         env = allowed_env(host_env, HOST_ENV_ALLOWLIST)
         env.update(super().environment(spec, host_env))
-        kernel_root = str(Path(__file__).resolve().parents[2])
+        kernel_root = str(kernel_package_dir().parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (kernel_root, env.get("PYTHONPATH", "")) if p)
         return env

@@ -1,19 +1,20 @@
 """The one seam through which the kernel talks to Slurm: ``sbatch``, ``scontrol``, ``sacct``.
 
-Owns running those commands (argv lists, always with a time limit) and reading their answers:
-the job id of a submission, the state and exit code of a job. Unit tests put fakes on PATH. Must
-not decide what to submit, and never runs a Task (inside the job, ``lute-kernel run`` does).
+Owns running those commands (argv lists, always with a time limit, started through
+``lute_kernel.spawn.run_command``) and reading their answers: the job id of a submission, the state
+and exit code of a job. Unit tests put fakes on PATH. Must not decide what to submit, and never
+runs a Task (inside the job, ``lute-kernel run`` does).
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from lute_kernel.errors import LuteError
+from lute_kernel.errors import LaunchError, LuteError
+from lute_kernel.spawn import CommandNotFound, CommandResult, CommandTimedOut, run_command
 
 NOT_INSTALLED = "Slurm is not installed here (no {command!r} on PATH): scripts/start-slurm.sh starts a one-node cluster"
 
@@ -54,23 +55,21 @@ class JobState:
         return self.state in FINAL_STATES or self.state == "UNKNOWN"
 
 
-def run_slurm(argv: Sequence[str], *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def run_slurm(argv: Sequence[str], *, timeout_s: float) -> CommandResult:
     """Run one Slurm command with a time limit; raise SlurmError when it is missing or hangs."""
     try:
-        return subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except FileNotFoundError:
+        return run_command(argv, timeout=timeout_s)
+    except CommandNotFound:
         raise SlurmError(NOT_INSTALLED.format(command=argv[0])) from None
-    except subprocess.TimeoutExpired:
+    except CommandTimedOut:
         raise SlurmError(
             f"{argv[0]} did not answer within {timeout_s:g} s (is slurmctld up? `scontrol ping`)"
         ) from None
-    except OSError as exc:
-        raise SlurmError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+    except LaunchError as exc:
+        raise SlurmError(str(exc)) from None
 
 
-def _said(done: subprocess.CompletedProcess[str]) -> str:
+def _said(done: CommandResult) -> str:
     return (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").replace("\n", " | ")
 
 

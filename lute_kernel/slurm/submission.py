@@ -87,7 +87,7 @@ def prepare_submission(
     prepared = prepare(
         spec.name,
         config_path,
-        site=profile.name,
+        site=profile.reference,
         runtime=runtime,
         registry=registry,
         host_env=allocation_env(env, resources.ntasks),
@@ -99,7 +99,7 @@ def prepare_submission(
         profile.slurm.python or sys.executable,
         spec.name,
         Path(os.path.abspath(config_path)),
-        profile.name,
+        profile.reference,  # the job loads the same profile: by name, or by path for a site's own file
         runtime,
     )
     output = slurm_filename(str(Path(prepared.work_dir) / SLURM_DIR)) + f"/{resources.job_name}-%j.out"

@@ -101,6 +101,24 @@ def test_environment_home_and_binds_are_isolated(
     _no_leftovers(env)
 
 
+def test_values_that_look_like_shell_commands_arrive_literally_and_run_nothing(
+    smoke_sif: Dict[str, Any], make_config: Callable[..., Path], work_dir: Path, env: Dict[str, str]
+) -> None:
+    # Without --no-eval, apptainer sources --env values in a shell inside the container: $(…) would run.
+    evil = {
+        "LUTE_SUBST": f"$(touch {work_dir}/pwned)",
+        "LUTE_TICKS": f"`touch {work_dir}/pwned-too`",
+        "LUTE_HOME": "$HOME",
+    }
+    cfg = make_config({"ProbeEnvironment": {}})
+    result = run_cli("run", "ProbeEnvironment", "-c", str(cfg), "--runtime", "apptainer", env={**env, **evil})
+    assert result.returncode == 0, result.stdout + result.stderr
+    inside = json.loads(only_row(work_dir, "ProbeEnvironment")["result.payload"])["env"]
+    assert {k: inside.get(k) for k in evil} == evil
+    assert sorted(p.name for p in work_dir.glob("pwned*")) == []
+    _no_leftovers(env)
+
+
 def test_a_binary_task_runs_inside_the_image(
     smoke_sif: Dict[str, Any], make_config: Callable[..., Path], work_dir: Path, env: Dict[str, str]
 ) -> None:
@@ -158,7 +176,7 @@ def test_explain_prints_the_exact_apptainer_argv(
     result = run_cli("explain", "Test", "-c", str(cfg), "--runtime", "apptainer", "--json", env=env)
     assert result.returncode == 0, result.stderr
     argv = json.loads(result.stdout)["argv"]
-    assert argv[:5] == ["apptainer", "exec", "--containall", "--cleanenv", "--no-home"]
+    assert argv[:6] == ["apptainer", "exec", "--no-eval", "--containall", "--cleanenv", "--no-home"]
     binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
     assert any(b.endswith(":/lute/ipc") for b in binds)
     assert f"{REPO / 'lute_kernel'}:{REPO / 'lute_kernel'}:ro" in binds

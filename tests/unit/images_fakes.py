@@ -103,3 +103,55 @@ def make_paths(tmp: Path, images: str = "images") -> ImagePaths:
 
 def make_site(name: str = "local", **images: object) -> SiteProfile:
     return SiteProfile(name=name, images=ImageSettings.model_validate(images))
+
+
+def fake_built_images(
+    tmp: Path, images: Dict[str, Optional[Dict[str, object]]], *, run_from: str = "sif", **site: object
+) -> SiteProfile:
+    """Recipes, SIFs and a manifest for ``images`` (name -> its recipe's ``mpi:`` or None); a site that finds them.
+
+    Nothing is built: each SIF is a small file recorded with its real size, mtime and sha256, so
+    ``find_image`` (and the Apptainer runtime) take them for built images. With ``run_from="sandbox"``
+    each also gets its unpacked folder, marked as made from that SIF.
+    """
+    import hashlib
+    import json
+
+    from lute_kernel.images.manifest import ImageRecord, record_image
+    from lute_kernel.images.mpi import ImageMpi
+    from lute_kernel.images.sandbox import MARKER, sandbox_for
+
+    paths = make_paths(tmp)
+    paths.recipes_dir.mkdir(parents=True, exist_ok=True)
+    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    for name, mpi in images.items():
+        meta = f"description: fake {name}\n" + (f"mpi: {json.dumps(mpi)}\n" if mpi else "")
+        (paths.recipes_dir / f"{name}.def.j2").write_text(f"{{#- lute-image\n{meta}-#}}\nBootstrap: scratch\n")
+        sif = paths.cache_dir / f"{name}-{'0' * 16}.sif"
+        sif.write_bytes(f"fake SIF {name}\n".encode())
+        sha256 = hashlib.sha256(sif.read_bytes()).hexdigest()
+        if run_from == "sandbox":
+            sandbox_for(sif).mkdir(exist_ok=True)
+            (sandbox_for(sif) / MARKER).write_text(sha256 + "\n")
+        stat = sif.stat()
+        record_image(
+            paths,
+            ImageRecord(
+                name=name,
+                recipe=str(paths.recipes_dir / f"{name}.def.j2"),
+                address="0" * 64,
+                sif=str(sif),
+                sha256=sha256,
+                size=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                apptainer_version="apptainer version 0.0.0-fake",
+                built_at="2026-11-22T00:00:00+00:00",
+                build_seconds=0.0,
+                site="local",
+                mpi=ImageMpi.model_validate(mpi) if mpi else None,
+            ),
+        )
+    settings = ImageSettings.model_validate(
+        {"images_dir": str(paths.images_dir), "recipes_dir": str(paths.recipes_dir), "run_from": run_from}
+    )
+    return SiteProfile.model_validate({"name": "local", "images": settings, **site})

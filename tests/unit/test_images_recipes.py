@@ -14,11 +14,12 @@ from lute_kernel.images import known_images
 from lute_kernel.images.address import content_address, file_sha256, tree_sha256
 from lute_kernel.images.apptainer_build import build_argv
 from lute_kernel.images.build import prepare_images
-from lute_kernel.images.paths import REPO, image_paths
+from lute_kernel.images.paths import image_paths
 from lute_kernel.images.recipes import check_site, load_recipes, read_meta
 from lute_kernel.images.render import check_definition, files_sources, host_ca_files
 from lute_kernel.sites import load_site
 
+REPO = Path(__file__).resolve().parents[2]
 REPO_RECIPES = REPO / "recipes"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 import types
 import uuid
@@ -12,7 +13,15 @@ import pytest
 
 from lute_kernel import registry as registry_module
 from lute_kernel.errors import EXIT_BAD_INPUT, InputError, UnknownTaskError
-from lute_kernel.registry import LoadFailure, default_tasks_dirs, discover, import_task
+from lute_kernel.registry import (
+    BUILTIN_TASK_PACKAGE,
+    ENTRY_POINT_GROUP,
+    AmbiguousTaskError,
+    LoadFailure,
+    default_tasks_dirs,
+    discover,
+    import_task,
+)
 from lute_kernel.task import Task, ThirdPartyTask
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,15 +189,49 @@ def test_two_folders_may_both_hold_test_py(tmp_path: Path) -> None:
     assert first.cls.__module__ != second.cls.__module__
 
 
-def test_the_first_registration_of_a_name_wins(tmp_path: Path) -> None:
+def test_a_name_two_tasks_claim_is_a_conflict_never_a_silent_choice(tmp_path: Path) -> None:
     text = "from lute_kernel.task import Task\nclass Same(Task):\n    aliases = ('SameAlias',)\n    origin = '{}'\n"
-    one = write_tasks(tmp_path / "one", {"m.py": text.format("one")}, package=False)
-    two = write_tasks(tmp_path / "two", {"m.py": text.format("two")}, package=False)
-    registry = discover([one, two], entry_points=False)
-    assert registry.get("Same").cls.origin == "one"  # type: ignore[attr-defined]
-    assert registry.get("SameAlias").cls.origin == "one"  # type: ignore[attr-defined]
-    registry = discover([two, one], entry_points=False)
-    assert registry.get("Same").cls.origin == "two"  # type: ignore[attr-defined]
+    text += "class Only{}(Task):\n    pass\n"
+    one = write_tasks(tmp_path / "one", {"m.py": text.format("one", "One")}, package=False)
+    two = write_tasks(tmp_path / "two", {"m.py": text.format("two", "Two")}, package=False)
+    for order in ([one, two], [two, one]):
+        registry = discover(order, entry_points=False)
+        assert set(registry.tasks) == {"OnlyOne", "OnlyTwo"}  # the rest of both modules is unaffected
+        assert registry.conflicts == {
+            "Same": [str(order[0] / "m.py"), str(order[1] / "m.py")],
+            "SameAlias": [f"{order[0] / 'm.py'} (an alias of Same)", f"{order[1] / 'm.py'} (an alias of Same)"],
+        }
+        for name in ("Same", "SameAlias"):
+            with pytest.raises(AmbiguousTaskError) as info:
+                registry.get(name)
+            assert info.value.exit_code == EXIT_BAD_INPUT
+            assert str(one / "m.py") in str(info.value) and str(two / "m.py") in str(info.value)
+            assert registry.knows(name)
+        assert [f.source for f in registry.failures] == ["Task name 'Same'", "Task name 'SameAlias'"]
+        assert "claimed 2 times" in registry.failures[0].error
+
+
+def test_an_alias_that_is_another_tasks_name_is_a_conflict(tmp_path: Path) -> None:
+    folder = write_tasks(
+        tmp_path / "t",
+        {
+            "a.py": "from lute_kernel.task import Task\nclass Peaks(Task):\n    aliases = ('Index',)\n",
+            "b.py": "from lute_kernel.task import Task\nclass Index(Task):\n    pass\n",
+        },
+        package=False,
+    )
+    registry = discover([folder], entry_points=False)
+    assert registry.conflicts == {"Index": [f"{folder / 'a.py'} (an alias of Peaks)", str(folder / "b.py")]}
+    assert registry.get("Peaks").name == "Peaks"  # its own name is still its own
+    with pytest.raises(AmbiguousTaskError, match="'Index' is ambiguous"):
+        registry.get("Index")
+
+
+def test_a_subclass_does_not_inherit_its_parents_aliases(tmp_path: Path) -> None:
+    registry = discover(
+        [write_tasks(tmp_path / "t", {"alpha.py": ALPHA, "beta.py": BETA}, package=False)], entry_points=False
+    )
+    assert registry.tasks["MergeFrames"].aliases == () and registry.conflicts == {}
 
 
 @pytest.mark.parametrize("package", [True, False], ids=["with-init", "plain-folder"])
@@ -220,10 +263,19 @@ def test_the_repo_tasks_and_their_upstream_aliases() -> None:
         assert import_task(spec.tasks_dir, spec.module, spec.name) is spec.cls
 
 
-def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(registry_module, "_entry_points", lambda: [])
+REAL_ENTRY_POINTS = registry_module._entry_points
+
+
+def builtin_only() -> List[Any]:
+    return [entry for entry in REAL_ENTRY_POINTS() if entry.value == BUILTIN_TASK_PACKAGE]
+
+
+def test_default_discovery_reads_lute_tasks_path_then_the_builtin_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(registry_module, "_entry_points", builtin_only)
     monkeypatch.setenv("LUTE_TASKS_PATH", f"{TEST_TASKS}::{tmp_path / 'missing'}")
-    assert default_tasks_dirs() == [TEST_TASKS, tmp_path / "missing", REPO / "tasks"]
+    assert default_tasks_dirs() == [TEST_TASKS, tmp_path / "missing"]
     registry = discover()
     assert set(registry.tasks) == REPO_TASKS | {
         "FaultSleep",
@@ -240,8 +292,47 @@ def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.Monke
         "MpiReport",
     }
     assert registry.failures == []
+    assert registry.get("Test").source == str(REPO / "tasks" / "test.py")  # the checkout's own files
+    assert registry.get("Test").tasks_dir == str((REPO / "tasks").resolve())
     monkeypatch.delenv("LUTE_TASKS_PATH")
-    assert default_tasks_dirs() == [REPO / "tasks"]
+    assert default_tasks_dirs() == []
+    assert set(discover().tasks) == REPO_TASKS
+
+
+def test_the_builtin_package_is_an_entry_point_of_the_group() -> None:
+    entries = registry_module._entry_points()
+    assert entries[0].value == BUILTIN_TASK_PACKAGE and entries[0].group == ENTRY_POINT_GROUP
+    assert [e.value for e in entries].count(BUILTIN_TASK_PACKAGE) == 1
+    spec = importlib.util.find_spec(BUILTIN_TASK_PACKAGE)
+    assert spec is not None and spec.submodule_search_locations is not None
+    assert [Path(p).resolve() for p in spec.submodule_search_locations] == [(REPO / "tasks").resolve()]
+
+
+def test_a_folder_found_by_path_and_by_entry_point_registers_each_task_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_module, "_entry_points", builtin_only)
+    monkeypatch.setenv("LUTE_TASKS_PATH", str(REPO / "tasks"))
+    registry = discover()
+    assert set(registry.tasks) == REPO_TASKS and registry.conflicts == {} and registry.failures == []
+
+
+def test_a_lute_tasks_path_module_shadowing_a_builtin_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = write_tasks(
+        tmp_path / "mine",
+        {"test.py": "from lute_kernel.task import Task\nclass Test(Task):\n    pass\n"},
+        package=False,
+    )
+    monkeypatch.setattr(registry_module, "_entry_points", builtin_only)
+    monkeypatch.setenv("LUTE_TASKS_PATH", str(folder))
+    registry = discover()
+    assert registry.conflicts == {"Test": [str(folder / "test.py"), str(REPO / "tasks" / "test.py")]}
+    for name in ("Test", "Tester"):  # the built-in's alias names the same ambiguous Task
+        with pytest.raises(AmbiguousTaskError) as info:
+            registry.get(name)
+        assert str(folder / "test.py") in str(info.value) and str(REPO / "tasks" / "test.py") in str(info.value)
+    assert registry.get("TestSocket").name == "TestSocket"
+    assert registry.failures == registry.conflict_failures() and len(registry.failures) == 1
 
 
 @pytest.fixture
