@@ -11,6 +11,7 @@ The metadata block is a jinja comment, so it never reaches the rendered definiti
     parent: base
     sites: [s3df]          # optional: only these sites build it (default: every site)
     site_note: "why"       # optional: shown when another site tries
+    mksquashfs_args: ["-Xcompression-level", "3"]   # optional: more mksquashfs options for this image
     -#}
 """
 
@@ -40,6 +41,10 @@ class RecipeMeta(BaseModel):
     parent: Optional[str] = Field(None, description="The image this one starts from (Bootstrap: localimage).")
     sites: List[str] = Field(default_factory=list, description="Sites allowed to build it; empty: every site.")
     site_note: str = Field("", description="Why it is site-only (shown to the other sites).")
+    mksquashfs_args: List[str] = Field(
+        default_factory=list,
+        description="More mksquashfs options for this image (e.g. a faster compression level for a large rootfs).",
+    )
 
 
 @dataclass(frozen=True)
