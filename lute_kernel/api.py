@@ -32,6 +32,7 @@ from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
 from lute_kernel.tasklets import run_tasklets
+from lute_kernel.templates import rendered_files, write_rendered
 from lute_kernel.validation import validate_header, validate_parameters
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -147,6 +148,7 @@ def explain(prepared: PreparedRun) -> Dict[str, Any]:
         "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
         "env": dict(sorted(prepared.plan.env.items())),
         "cwd": prepared.plan.cwd,
+        "files": {f.path: f.text for f in rendered_files(prepared.params)},  # written just before launch
     }
 
 
@@ -165,6 +167,10 @@ def _launch(prepared: PreparedRun, on_event: EventSink, cancel: Optional[CancelT
         transport=prepared.site.mpi.transport,
         tcp_host=prepared.site.mpi.tcp_host,
     )
+    try:
+        write_rendered(rendered_files(prepared.params))  # third-party config files (templates)
+    except Exception as exc:
+        return ExecutionOutcome(TaskStatus.FAILED, None, reason=f"writing the Task's files failed: {exc}")
     try:
         run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))
     except Exception as exc:
