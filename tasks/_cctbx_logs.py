@@ -95,7 +95,7 @@ def phil_value(phil_text: str, name: str) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def _setting(phil: Optional[Mapping[str, Any]], key: str, phil_file: str, name: str) -> Optional[str]:
+def phil_setting(phil: Optional[Mapping[str, Any]], key: str, phil_file: str, name: str) -> Optional[str]:
     """A phil setting: from the Task's phil_parameters, else read from the user's own phil file."""
     if phil is not None and phil.get(key):
         return str(phil[key])
@@ -107,7 +107,7 @@ def _setting(phil: Optional[Mapping[str, Any]], key: str, phil_file: str, name: 
 
 def indexing_summary(phil_parameters: Optional[Mapping[str, Any]], phil_file: str) -> Dict[str, Any]:
     """Tasklet after IndexCCTBXXFEL: the indexing rate of the run (from its debug logs)."""
-    output_dir = _setting(phil_parameters, "output_output_dir", phil_file, "output_dir")
+    output_dir = phil_setting(phil_parameters, "output_output_dir", phil_file, "output_dir")
     if not output_dir:
         return {"indexing_rate": "unknown: no output_dir in phil_parameters or the phil file"}
     logs = []
@@ -121,8 +121,8 @@ def indexing_summary(phil_parameters: Optional[Mapping[str, Any]], phil_file: st
 
 def merging_summary(phil_parameters: Optional[Mapping[str, Any]], phil_file: str) -> Dict[str, Any]:
     """Tasklet after MergeCCTBXXFEL: completeness, multiplicity and CCs (from the main log)."""
-    output_dir = _setting(phil_parameters, "output_output_dir", phil_file, "output_dir") or "."
-    prefix = _setting(phil_parameters, "output_prefix", phil_file, "prefix") or "iobs"
+    output_dir = phil_setting(phil_parameters, "output_output_dir", phil_file, "output_dir") or "."
+    prefix = phil_setting(phil_parameters, "output_prefix", phil_file, "prefix") or "iobs"
     main_log = os.path.join(output_dir, f"{prefix}_main.log")
     if not os.path.isfile(main_log):
         raise RuntimeError(f"cctbx.xfel.merge wrote no main log {main_log}")

@@ -26,6 +26,19 @@ from lute_kernel.tasklets import Tasklet
 from lute_kernel.templates import RenderedFile, TemplateConfig, TemplateError, rendered_files
 
 from ._cctbx_logs import indexing_summary as _indexing_summary  # noqa: F401  (the tasklet below)
+from ._cctbx_logs import phil_setting
+
+
+def make_output_dirs(phil_parameters: Optional[Dict[str, Any]], phil_file: str) -> Dict[str, str]:
+    """Tasklet before the cctbx programs: make the output and log folders (stills_process does not)."""
+    folders = [
+        phil_setting(phil_parameters, key, phil_file, name)
+        for key, name in (("output_output_dir", "output_dir"), ("output_logging_dir", "logging_dir"))
+    ]
+    made = sorted({folder for folder in folders if folder and folder != "None"})
+    for folder in made:
+        os.makedirs(folder, exist_ok=True)
+    return {"output_dirs": ",".join(made)} if made else {}
 
 
 def simulated_run(info: ValidationInfo) -> Optional[Dict[str, Any]]:
@@ -50,6 +63,7 @@ class IndexCCTBXXFEL(ThirdPartyTask):
     image = "cctbx"
     aliases = ("CCTBXIndexer",)
     mpi = True
+    before = (Tasklet(f"{__name__}:make_output_dirs", ("{{ phil_parameters }}", "{{ phil_file }}")),)
     after = (Tasklet(f"{__name__}:_indexing_summary", ("{{ phil_parameters }}", "{{ phil_file }}")),)
 
     class Parameters(ThirdPartyParameters):

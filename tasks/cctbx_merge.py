@@ -27,7 +27,7 @@ from lute_kernel.tasklets import Tasklet
 from lute_kernel.templates import TemplateConfig, TemplateError, rendered_files
 
 from ._cctbx_logs import merging_summary as _merging_summary  # noqa: F401  (the tasklet below)
-from .cctbx_index import run_folder, simulated_run
+from .cctbx_index import make_output_dirs, run_folder, simulated_run
 
 
 class MergeCCTBXXFEL(ThirdPartyTask):
@@ -36,6 +36,7 @@ class MergeCCTBXXFEL(ThirdPartyTask):
     image = "cctbx"
     aliases = ("CCTBXMerger",)
     mpi = True
+    before = (Tasklet(f"{make_output_dirs.__module__}:make_output_dirs", ("{{ phil_parameters }}", "{{ phil_file }}")),)
     after = (Tasklet(f"{__name__}:_merging_summary", ("{{ phil_parameters }}", "{{ phil_file }}")),)
 
     class Parameters(ThirdPartyParameters):

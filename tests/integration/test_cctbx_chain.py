@@ -70,7 +70,8 @@ def misorientation_deg(indexed: Dict[str, Any], truth_u: List[float], cell: List
     truth = np.array(truth_u).reshape(3, 3) @ np.diag([a, b, c])  # orthorhombic: a, b, c along x, y, z
     best = 180.0
     for flips in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-        rotation = found @ np.linalg.inv(truth @ np.diag(flips))
+        left, _, right = np.linalg.svd(found @ np.linalg.inv(truth @ np.diag(flips)))
+        rotation = left @ right  # the nearest rotation (the cells differ slightly)
         cos = np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0)
         best = min(best, float(np.degrees(np.arccos(cos))))
     return best

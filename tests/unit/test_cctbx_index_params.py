@@ -243,3 +243,18 @@ def test_the_recorded_parameters_are_json(task_cls: Any, work_dir: Path) -> None
     assert values["phil_parameters"]["spotfinder_threshold_dispersion_kernel_size"] == [6, 6]
     assert values["lute_template_cfg"] == {"template_name": "cctbx_index.phil", "output_path": values["phil_file"]}
     json.dumps(values)
+
+
+def test_the_before_tasklet_makes_the_output_folders(task_cls: Any, tmp_path: Path) -> None:
+    make_output_dirs = vars(__import__(task_cls.__module__, fromlist=["make_output_dirs"]))["make_output_dirs"]
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    assert make_output_dirs({"output_output_dir": str(out), "output_logging_dir": str(logs)}, "") == {
+        "output_dirs": f"{logs},{out}"
+    }
+    assert out.is_dir() and logs.is_dir()
+    own = tmp_path / "own.phil"
+    own.write_text(f"output {{\n  output_dir = {tmp_path}/mine\n  logging_dir = None\n}}\n")
+    assert make_output_dirs(None, str(own)) == {"output_dirs": f"{tmp_path}/mine"}  # the user's phil file
+    assert make_output_dirs(None, str(tmp_path / "absent.phil")) == {}
+    assert [t.function.rsplit(":", 1)[1] for t in task_cls.before] == ["make_output_dirs"]
+    assert [t.function.rsplit(":", 1)[1] for t in task_cls.after] == ["_indexing_summary"]
