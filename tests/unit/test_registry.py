@@ -27,6 +27,9 @@ REPO_TASKS = {
     "TestReadOutput",
     "SmallDataPsana2",
     "TestMultiNodeCommunication",
+    "SimulateStills",
+    "IndexCCTBXXFEL",
+    "MergeCCTBXXFEL",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -36,6 +39,8 @@ REPO_ALIASES = {
     "WriteTester": "TestWriteOutput",
     "ReadTester": "TestReadOutput",
     "MultiNodeCommunicationTester": "TestMultiNodeCommunication",
+    "CCTBXIndexer": "IndexCCTBXXFEL",
+    "CCTBXMerger": "MergeCCTBXXFEL",
 }
 
 ALPHA = """\
