@@ -32,6 +32,7 @@ from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
 from lute_kernel.tasklets import run_tasklets
+from lute_kernel.templates import rendered_files, write_rendered
 from lute_kernel.validation import validate_header, validate_parameters
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -153,6 +154,7 @@ def explain(prepared: PreparedRun) -> Dict[str, Any]:
         "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
         "env": dict(sorted(prepared.plan.env.items())),
         "cwd": prepared.plan.cwd,
+        "files": {f.path: f.text for f in rendered_files(prepared.params)},  # written just before launch
     }
 
 
@@ -176,12 +178,17 @@ def _settings(prepared: PreparedRun) -> ExecutionSettings:
 def _launch(
     prepared: PreparedRun, recorder: RunRecorder, on_event: EventSink, cancel: Optional[CancelToken]
 ) -> ExecutionOutcome:
-    try:
-        run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))
-    except Exception as exc:
-        outcome = ExecutionOutcome(end=datetime.now(timezone.utc))
-        outcome.state.launch_failed(f"a 'before' tasklet failed: {type(exc).__name__}: {exc}")
-        return outcome
+    steps = (
+        ("writing the Task's files", lambda: write_rendered(rendered_files(prepared.params))),  # templates
+        ("a 'before' tasklet", lambda: run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))),
+    )
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            outcome = ExecutionOutcome(end=datetime.now(timezone.utc))
+            outcome.state.launch_failed(f"{what} failed: {type(exc).__name__}: {exc}")
+            return outcome
     try:
         return execute(
             prepared.plan, prepared.request, _settings(prepared), on_event=on_event, cancel=cancel, admit=recorder.begin

@@ -158,6 +158,8 @@ def _print_explanation(info: Dict[str, Any]) -> None:
     typer.echo("env:")
     for key, value in info["env"].items():
         typer.echo(f"  {key}={value}")
+    for path, text in info.get("files", {}).items():
+        typer.echo(f"file {path} (written before launch):\n  " + text.rstrip("\n").replace("\n", "\n  "))
 
 
 @app.command()

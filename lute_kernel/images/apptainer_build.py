@@ -29,14 +29,27 @@ def terminal_output(chunk: bytes) -> None:
 
 
 def build_argv(
-    binary: str, target: Path, definition: Path, *, fakeroot: bool, compression: str, extra: Sequence[str]
+    binary: str,
+    target: Path,
+    definition: Path,
+    *,
+    fakeroot: bool,
+    compression: str,
+    extra: Sequence[str],
+    squash_args: Sequence[str] = (),
 ) -> List[str]:
-    """Return the ``apptainer build`` argv (pure: the builder and tests share it)."""
+    """Return the ``apptainer build`` argv (pure: the builder and tests share it).
+
+    ``squash_args`` are the recipe's own mksquashfs options (its ``mksquashfs_args``), passed after
+    the site's compression in apptainer's one ``--mksquashfs-args`` string.
+    """
     argv = [binary, "build", "--force"]
     if fakeroot:
         argv.append("--fakeroot")
-    if compression != "gzip":  # gzip is apptainer's default; others start faster
-        argv += ["--mksquashfs-args", f"-comp {compression}"]
+    squash = [f"-comp {compression}"] if compression != "gzip" else []  # gzip is apptainer's default
+    squash += list(squash_args)
+    if squash:
+        argv += ["--mksquashfs-args", " ".join(squash)]
     return [*argv, *extra, str(target), str(definition)]
 
 

@@ -198,6 +198,7 @@ class _Builder:
             fakeroot=settings.fakeroot,
             compression=settings.compression,
             extra=settings.build_args,
+            squash_args=image.recipe.meta.mksquashfs_args,
         )
         env = dict(os.environ)
         if settings.build_tmpdir:

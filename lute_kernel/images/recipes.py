@@ -12,6 +12,7 @@ The metadata block is a jinja comment, so it never reaches the rendered definiti
     sites: [s3df]          # optional: only these sites build it (default: every site)
     site_note: "why"       # optional: shown when another site tries
     mpi: {flavour: mpich, pmi: [pmi2, pmi1]}   # optional: the MPI it carries (lute_kernel.images.mpi)
+    mksquashfs_args: ["-Xcompression-level", "3"]   # optional: more mksquashfs options for this image
     -#}
 """
 
@@ -44,6 +45,10 @@ class RecipeMeta(BaseModel):
     site_note: str = Field("", description="Why it is site-only (shown to the other sites).")
     mpi: Optional[ImageMpi] = Field(
         None, description="The MPI the image carries and the PMI interfaces it speaks (none: no MPI)."
+    )
+    mksquashfs_args: List[str] = Field(
+        default_factory=list,
+        description="More mksquashfs options for this image (e.g. a faster compression level for a large rootfs).",
     )
 
 

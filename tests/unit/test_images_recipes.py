@@ -27,10 +27,11 @@ REPO_RECIPES = REPO / "recipes"
 
 
 def test_the_repo_ships_these_images() -> None:
-    assert known_images(REPO_RECIPES) == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
+    assert known_images(REPO_RECIPES) == ["base", "ccp4", "cctbx", "crystfel", "psana1", "psana2", "smoke"]
     book = load_recipes(REPO_RECIPES)
     assert {name: r.parent for name, r in book.recipes.items()} == {
         "base": None,
+        "cctbx": "base",
         "ccp4": "base",
         "crystfel": "base",
         "psana1": None,
@@ -42,8 +43,8 @@ def test_the_repo_ships_these_images() -> None:
         "crystfel": ["s3df"],
         "psana1": ["s3df"],
     }
-    assert book.buildable_at("local") == ["base", "psana2", "smoke"]
-    assert book.buildable_at("s3df") == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
+    assert book.buildable_at("local") == ["base", "cctbx", "psana2", "smoke"]
+    assert book.buildable_at("s3df") == ["base", "ccp4", "cctbx", "crystfel", "psana1", "psana2", "smoke"]
 
 
 def test_known_images_follows_lute_recipes_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +59,7 @@ def test_every_repo_recipe_renders_into_a_valid_definition(site_name: str, tmp_p
     paths = image_paths(site, images_dir=tmp_path / "images", cache_dir=tmp_path / "cache")
     book = load_recipes(paths.recipes_dir)
     prepared = prepare_images(book.build_order(sorted(book.recipes)), site, paths)
-    assert sorted(prepared) == ["base", "ccp4", "crystfel", "psana1", "psana2", "smoke"]
+    assert sorted(prepared) == ["base", "ccp4", "cctbx", "crystfel", "psana1", "psana2", "smoke"]
     for image in prepared.values():
         text = image.definition
         assert text.startswith(f'# lute-kernel image "{image.name}": ')
@@ -361,3 +362,22 @@ def test_build_argv() -> None:
         "/c/.x.sif.tmp-1",
         "/i/logs/x.def",
     ]
+
+
+def test_build_argv_with_the_recipes_mksquashfs_args() -> None:
+    # One --mksquashfs-args string: apptainer passes it to mksquashfs split on spaces.
+    target, definition = Path("/c/.x.sif.tmp-1"), Path("/i/logs/x.def")
+    level = ["-Xcompression-level", "3"]
+    argv = build_argv("apptainer", target, definition, fakeroot=False, compression="zstd", extra=[], squash_args=level)
+    assert argv == [
+        "apptainer",
+        "build",
+        "--force",
+        "--mksquashfs-args",
+        "-comp zstd -Xcompression-level 3",
+        *map(str, (target, definition)),
+    ]
+    argv = build_argv(
+        "apptainer", target, definition, fakeroot=False, compression="gzip", extra=[], squash_args=["-b", "1M"]
+    )
+    assert argv == ["apptainer", "build", "--force", "--mksquashfs-args", "-b 1M", str(target), str(definition)]

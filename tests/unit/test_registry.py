@@ -45,6 +45,9 @@ REPO_TASKS = {
     "ManipulateHKL",
     "DimpleSolve",
     "RunSHELXC",
+    "SimulateStills",
+    "IndexCCTBXXFEL",
+    "MergeCCTBXXFEL",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -63,6 +66,8 @@ REPO_ALIASES = {
     "HKLManipulator": "ManipulateHKL",
     "DimpleSolver": "DimpleSolve",
     "SHELXCRunner": "RunSHELXC",
+    "CCTBXIndexer": "IndexCCTBXXFEL",
+    "CCTBXMerger": "MergeCCTBXXFEL",
 }
 
 ALPHA = """\
