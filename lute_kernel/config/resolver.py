@@ -106,11 +106,13 @@ class Resolver:
     def errors(self) -> List[ConfigError]:
         """Return every distinct substitution error, header first, then sections in order."""
         found: List[ConfigError] = []
+        seen: Set[int] = set()
         for address in _string_addresses(self._tree):
             try:
                 self._value(address)
             except ConfigError as err:
-                if not any(err is seen for seen in found):
+                if id(err) not in seen:  # errors live in self._failed, so ids stay theirs
+                    seen.add(id(err))
                     found.append(err)
         return found
 

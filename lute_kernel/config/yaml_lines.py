@@ -23,9 +23,8 @@ from yaml.constructor import ConstructorError
 
 from lute_kernel.config.limits import DEFAULT_LIMITS, ConfigLimits
 
-_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-USES_LIBYAML = _Base is not yaml.SafeLoader
-"""True when documents are composed by libyaml (about 10x faster than the pure-Python parser)."""
+USES_LIBYAML = hasattr(yaml, "CSafeLoader")
+"""True when documents are composed by libyaml (about 5x faster than the pure-Python parser)."""
 
 # libyaml refuses "%YAML 1.3", which every upstream configuration starts with; PyYAML's own
 # parser accepts any 1.x and reads it as 1.1. The C parser gets the same length "1.1" instead,
@@ -83,12 +82,12 @@ def short_tags(text: str) -> str:
     return text.replace(_TAG_PREFIX, "!!")
 
 
-class _Loader(_Base):  # type: ignore[misc]
-    """The safe loader, with construction errors that say which value and line."""
+class _ExplainedConstruction:
+    """Mixed into the safe loaders: construction errors that say which value and line."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
-            return super().construct_object(node, deep)
+            return super().construct_object(node, deep)  # type: ignore[misc]
         except yaml.YAMLError:
             raise
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
@@ -105,16 +104,26 @@ def _refuse(loader: Any, node: yaml.Node) -> Any:
     raise ConstructorError(None, None, reason, node.start_mark)
 
 
-for _name in _REFUSED_TAGS:
-    _Loader.add_constructor(_TAG_PREFIX + _name, _refuse)
+def _loader_class(base: Any) -> Any:
+    loader: Any = type(f"Lute{base.__name__}", (_ExplainedConstruction, base), {})
+    for name in _REFUSED_TAGS:
+        loader.add_constructor(_TAG_PREFIX + name, _refuse)
+    return loader
 
 
-def parse_documents(text: str, limits: ConfigLimits = DEFAULT_LIMITS) -> List[YamlDocument]:
+_PURE_LOADER = _loader_class(yaml.SafeLoader)
+_C_LOADER = _loader_class(yaml.CSafeLoader) if USES_LIBYAML else _PURE_LOADER
+
+
+def parse_documents(
+    text: str, limits: ConfigLimits = DEFAULT_LIMITS, *, pure_python: bool = False
+) -> List[YamlDocument]:
     """Parse every document of a YAML stream.
 
     Args:
         text: The whole YAML stream.
         limits: Nesting depth and alias expansion bounds.
+        pure_python: Use PyYAML's own parser even when libyaml is there (tests compare the two).
 
     Returns:
         The documents in stream order.
@@ -123,9 +132,10 @@ def parse_documents(text: str, limits: ConfigLimits = DEFAULT_LIMITS) -> List[Ya
         yaml.YAMLError: The text is not YAML the safe loader accepts.
         DocumentShapeError: A document is too deep, expands too far, or contains itself.
     """
-    if USES_LIBYAML:
+    loader_class = _PURE_LOADER if pure_python else _C_LOADER
+    if loader_class is not _PURE_LOADER:
         text = _VERSION_DIRECTIVE.sub(lambda m: m.group(1) + "1.1".ljust(len(m.group(2))), text)
-    loader = _Loader(text)
+    loader = loader_class(text)
     documents: List[YamlDocument] = []
     try:
         while loader.check_node():
