@@ -108,12 +108,13 @@ class AnalysisHeader(BaseModel):
             return work_dir
         if not work_dir:
             raise ValueError("work_dir is empty; set it in the config header")
+        shown = repr(work_dir) if len(work_dir) <= 200 else repr(work_dir[:197] + "...")
         if not os.path.exists(work_dir):
-            raise ValueError(f"work_dir {work_dir!r} does not exist")
+            raise ValueError(f"work_dir {shown} does not exist")
         if not os.path.isdir(work_dir):
-            raise ValueError(f"work_dir {work_dir!r} is not a directory")
+            raise ValueError(f"work_dir {shown} is not a directory")
         if not os.access(work_dir, os.W_OK | os.X_OK):
-            raise ValueError(f"work_dir {work_dir!r} is not writable")
+            raise ValueError(f"work_dir {shown} is not writable")
         return work_dir
 
     def db_header(self) -> Dict[str, Any]:

@@ -83,9 +83,11 @@ def validate_header(config: LoadedConfig) -> AnalysisHeader:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == "work_dir":
                 line = config.line_of(f"{HEADER_KEY}.work_dir")
-                problem = str(error["msg"]).removeprefix("Value error, ")
+                problem = _shorten(str(error["msg"]).removeprefix("Value error, "), 300)
                 if error["type"] == "missing":
                     problem = "work_dir is required in the header"
+                elif error["type"] != "value_error":  # pydantic's own words do not name the field
+                    problem = f"work_dir: {_explain(dict(error))}"
                 raise WorkDirError(f"{config.path}{f':{line}' if line else ''}: {problem}") from None
         errors = exc.errors()
         details = "; ".join(
