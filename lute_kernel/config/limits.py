@@ -20,6 +20,9 @@ class ConfigLimits:
     Attributes:
         max_bytes: Largest file read (16 MiB). The reader refuses a larger file before
             reading it and never reads more than this plus one byte.
+        max_values: Values (scalars, mappings, lists, aliases) written in the file (1,000,000).
+            Composing keeps a node and two marks per value, a few hundred bytes each: a file
+            of ``[0,0,0,…]`` within 16 MiB would otherwise hold 8 million of them.
         max_depth: Deepest nesting of mappings and lists, counted through aliases and after
             substitution (100). Keeps every later walk (copying, validation, JSON, the DB)
             far from Python's recursion limit.
@@ -36,6 +39,7 @@ class ConfigLimits:
     """
 
     max_bytes: int = 16 * MIB
+    max_values: int = 1_000_000
     max_depth: int = 100
     max_alias_expansion: int = 100_000
     max_format_width: int = 1000

@@ -2,7 +2,9 @@
 
 Owns the one place the configuration text meets PyYAML. Documents are composed with the node
 API (libyaml's C parser when PyYAML has it, else the pure-Python one: same nodes, same marks) so
-each value keeps the 1-based line YAML saw it on. Before anything is constructed, each document's
+each value keeps the 1-based line YAML saw it on. A text long enough to hold more values than
+allowed is first counted from its events (one at a time, flat memory) and refused if it does.
+Before anything is constructed, each document's
 node graph is measured (iteratively, each shared node once): a document that aliases expand past
 the limit, that nests too deeply, or that contains itself is refused. Then PyYAML's safe
 constructor builds the data (duplicate keys keep the last value, as upstream LUTE relies on); a
@@ -135,6 +137,8 @@ def parse_documents(
     loader_class = _PURE_LOADER if pure_python else _C_LOADER
     if loader_class is not _PURE_LOADER:
         text = _VERSION_DIRECTIVE.sub(lambda m: m.group(1) + "1.1".ljust(len(m.group(2))), text)
+    if len(text) > limits.max_values:  # a shorter text cannot hold more values than it has characters
+        _count_values(loader_class(text), limits)
     loader = loader_class(text)
     documents: List[YamlDocument] = []
     try:
@@ -149,6 +153,27 @@ def parse_documents(
     finally:
         loader.dispose()
     return documents
+
+
+_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
+
+
+def _count_values(loader: Any, limits: ConfigLimits) -> None:
+    """Refuse a stream of more than ``max_values`` values, from its events, before composing it."""
+    # Events come one at a time and cost a fifth of composing: memory stays flat however large.
+    count = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _VALUE_EVENTS):
+                count += 1
+                if count > limits.max_values:
+                    raise DocumentShapeError(
+                        f"the file holds more than {limits.max_values:,} values; a LUTE configuration holds hundreds",
+                        event.start_mark.line + 1 if event.start_mark is not None else None,
+                    )
+    finally:
+        loader.dispose()
 
 
 def _check_shape(root: yaml.Node, limits: ConfigLimits) -> None:

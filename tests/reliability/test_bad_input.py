@@ -23,7 +23,7 @@ import os
 import socket
 import sqlite3
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -54,6 +54,7 @@ class Case:
     expect: str = ""
     task: str = "Test"
     cli: bool = False
+    in_process: bool = True
 
 
 # --- building configs ------------------------------------------------------------------------------
@@ -245,6 +246,8 @@ def files() -> Iterator[Case]:
     yield Case("file/over-16-mib", _over_limit, "larger than 16 MiB", cli=True)
     yield Case("file/sparse-50-mb", _sparse(50_000_000), "larger than 16 MiB (50,000,000 bytes)")
     yield Case("file/sparse-16-gib", _sparse(2**34), "larger than 16 MiB")
+    dense = "Test:\n  compound_var:\n    int_var: 1\n  str_var: [" + "0," * 1_200_000 + "0]\n"
+    yield Case("file/a-million-values", config(dense), "more than 1,000,000 values", cli=True)
     yield Case("file/nul-in-path", lambda folder, _w: Path(f"{folder}/a\0b.yaml"), "not a valid file name")
 
 
@@ -298,9 +301,12 @@ def header_types() -> Iterator[Case]:
 
 
 def unknown_keys() -> Iterator[Case]:
-    for count in (1, 10, 1000, 100_000):
+    for count in (1, 10, 1000, 20_000, 100_000):
         body = with_test(*(f"unknown_{i}: {i}" for i in range(count)))
-        yield Case(f"keys/section/{count}", config(body), "unknown parameter", cli=count == 100_000)
+        # 100,000 keys (the issue's 193 KB message) through the CLI only: loading them is seconds.
+        big = count == 100_000
+        expect = "... and " if count > 10 else "unknown parameter"
+        yield Case(f"keys/section/{count}", config(body), expect, cli=big, in_process=not big)
     for name in ("bogus", "int_Var", "INT_VAR", "dict-var", "a.b", "é", "x" * 300, "'1'", "lute_config2"):
         body = f"Test:\n  compound_var:\n    int_var: 1\n    {name}: 2\n"
         yield Case(f"keys/nested/{name[:20]}", config(body), "unknown parameter", cli=name == "bogus")
@@ -478,6 +484,7 @@ def all_cases() -> List[Case]:
 
 
 CASES = all_cases()
+IN_PROCESS = [case for case in CASES if case.in_process]
 CLI_CASES = [case for case in CASES if case.cli]
 SEEDED = {case.name for index, case in enumerate(CASES) if index % 7 == 0}
 """Cases that run with an existing lute.db, which must stay byte for byte the same."""
@@ -542,7 +549,7 @@ def registry() -> Registry:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+@pytest.mark.parametrize("case", IN_PROCESS, ids=[case.name for case in IN_PROCESS])
 def test_bad_input_is_refused_in_process(case: Case, tmp_path: Path, registry: Registry) -> None:
     _started(case.name)
     folder, work_dir, _tmpdir = case_folders(tmp_path, case)
@@ -593,18 +600,18 @@ def _run_cli_case(case: Case, root: Path) -> CliRun:
     return CliRun(result, before, snapshot(work_dir), sorted(p.name for p in tmpdir.iterdir()), timed_out)
 
 
-@pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, CliRun]:
+@pytest.fixture(scope="module", autouse=True)
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Future[CliRun]]]:
+    """Start every CLI case when the module starts: they run while the in-process cases do."""
     roots = {case.name: tmp_path_factory.mktemp("cli") for case in CLI_CASES}
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {case.name: pool.submit(_run_cli_case, case, roots[case.name]) for case in CLI_CASES}
-        return {name: future.result() for name, future in futures.items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {case.name: pool.submit(_run_cli_case, case, roots[case.name]) for case in CLI_CASES}
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[case.name for case in CLI_CASES])
-def test_bad_input_is_refused_by_the_cli(case: Case, cli_runs: Dict[str, CliRun]) -> None:
+def test_bad_input_is_refused_by_the_cli(case: Case, cli_runs: Dict[str, Future[CliRun]]) -> None:
     _started(case.name)
-    run = cli_runs[case.name]
+    run = cli_runs[case.name].result()
     assert not run.timed_out, "over 30 s"
     assert run.result is not None
     out, err, code = run.result.stdout, run.result.stderr, run.result.returncode

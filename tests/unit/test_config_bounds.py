@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from lute_kernel.config import load_config, resolve_document
 from lute_kernel.config.limits import ConfigLimits
 from lute_kernel.config.reading import _read_up_to, read_config_text
-from lute_kernel.config.yaml_lines import USES_LIBYAML, parse_documents
+from lute_kernel.config.yaml_lines import USES_LIBYAML, DocumentShapeError, parse_documents
 from lute_kernel.errors import ConfigError
 
 UPSTREAM = Path(__file__).parents[3] / "shared/upstream-configs"
@@ -242,6 +242,26 @@ def test_merge_key_bomb() -> None:
         lines.append(f"  m{level}: &m{level} {{<<: [*m{level - 1}, *m{level - 1}], k{level}: {level}}}")
     err = parse_error(HEADER + "\n".join(lines) + "\n")
     assert "aliases expand" in err.message
+
+
+@given(count=st.integers(min_value=900, max_value=1100), flow=st.booleans())
+@settings(max_examples=30, deadline=None)
+def test_the_number_of_values_written_is_limited_before_composing(count: int, flow: bool) -> None:
+    limits = ConfigLimits(max_values=1000)
+    items = "[" + ", ".join("0" for _ in range(count)) + "]" if flow else "".join(f"\n    - {i}" for i in range(count))
+    text = HEADER + "A:\n  v: " + items + "\n"
+    # The header is 9 values (a mapping, 4 keys, 4 values); then the mapping, A, its mapping, v, the list.
+    if 9 + 5 + count <= 1000:
+        assert len(parse_documents(text, limits)[1].data["A"]["v"]) == count
+    else:
+        with pytest.raises(DocumentShapeError, match="the file holds more than 1,000 values"):
+            parse_documents(text, limits)
+
+
+def test_a_dense_file_under_the_size_limit_is_refused_early() -> None:
+    err = parse_error(HEADER + "A:\n  v: [" + "0," * 1_500_000 + "0]\n")
+    assert err.message == "the file holds more than 1,000,000 values; a LUTE configuration holds hundreds"
+    assert err.line == HEADER_LINES + 2
 
 
 def test_aliases_within_the_limit_load_as_before(tmp_path: Path) -> None:
@@ -470,3 +490,12 @@ def test_the_small_limits_apply_to_a_whole_load(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text), env={}, limits=SMALL)
     with pytest.raises(ConfigError, match="more than 1,000 characters"):
         config.section("A")
+
+
+@pytest.mark.parametrize("depth", [150, 999, 5000])
+def test_without_libyaml_deep_nesting_is_a_config_error_too(depth: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lute_kernel.config.yaml_lines as yaml_lines
+
+    monkeypatch.setattr(yaml_lines, "_C_LOADER", yaml_lines._PURE_LOADER)
+    err = parse_error(HEADER + "T:\n  v: " + flow_list(depth) + "\n")
+    assert "nested more than 100 levels deep" in err.message
