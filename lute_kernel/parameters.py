@@ -1,8 +1,11 @@
 """Parameter models every Task builds on: the config header and the Task parameter bases.
 
 Owns the pydantic side of a Task: ``AnalysisHeader`` (the config's first document, carried as
-``lute_config``), ``TaskParameters`` (first-party), ``ThirdPartyParameters`` (binaries), and
-``param()`` which attaches LUTE field metadata (``flag_type``, ``rename_param``, ``is_result``).
+``lute_config``), ``TaskParameters`` (first-party), ``ThirdPartyParameters`` (binaries),
+``ParameterGroup`` (a nested mapping of parameters), and ``param()`` which attaches LUTE field
+metadata (``flag_type``, ``rename_param``, ``is_result``). Unknown keys are errors at every level
+of a Task's parameters: a nested pydantic model that does not forbid them is made to when the
+Task's Parameters class is defined.
 Imported inside every image by the worker, so it depends on pydantic and the stdlib only.
 Host-only checks (work_dir exists and is writable) are skipped when validating with the
 ``{"side": "worker"}`` context.
@@ -11,9 +14,14 @@ Host-only checks (work_dir exists and is writable) are skipped when validating w
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Dict, Optional, Union
+import typing
+from typing import Any, ClassVar, Dict, List, Optional, Set, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+MAX_TASK_TIMEOUT = 2_000_000
+"""Seconds (about 23 days). The executor waits in ``poll()``, whose timeout is milliseconds in a C
+int: 2**31 ms is 2,147,483 s, so no accepted ``task_timeout`` can overflow it."""
 
 WORKER_CONTEXT: Dict[str, str] = {"side": "worker"}
 """Validation context used by the worker: host-only checks are skipped there."""
@@ -73,8 +81,24 @@ class AnalysisHeader(BaseModel):
     run: Union[int, str] = ""
     date: str = "1970/01/01"
     lute_version: Union[float, str] = 0.1
-    task_timeout: PositiveInt = 600
+    task_timeout: int = Field(600, gt=0, le=MAX_TASK_TIMEOUT)
     work_dir: str
+
+    @field_validator("task_timeout", "run", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1: "task_timeout: true" would time a Task out after one second.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
+        return value
+
+    @field_validator("run")
+    @classmethod
+    def _run_fits_the_db(cls, run: Union[int, str]) -> Union[int, str]:
+        # gen_cfg.run is an SQLite INTEGER (64-bit): refuse here what the DB would refuse after the run.
+        if isinstance(run, int) and not -(2**63) <= run < 2**63:
+            raise ValueError("run is too large for a run number")
+        return run
 
     @field_validator("work_dir")
     @classmethod
@@ -84,12 +108,13 @@ class AnalysisHeader(BaseModel):
             return work_dir
         if not work_dir:
             raise ValueError("work_dir is empty; set it in the config header")
+        shown = repr(work_dir) if len(work_dir) <= 200 else repr(work_dir[:197] + "...")
         if not os.path.exists(work_dir):
-            raise ValueError(f"work_dir {work_dir!r} does not exist")
+            raise ValueError(f"work_dir {shown} does not exist")
         if not os.path.isdir(work_dir):
-            raise ValueError(f"work_dir {work_dir!r} is not a directory")
+            raise ValueError(f"work_dir {shown} is not a directory")
         if not os.access(work_dir, os.W_OK | os.X_OK):
-            raise ValueError(f"work_dir {work_dir!r} is not writable")
+            raise ValueError(f"work_dir {shown} is not writable")
         return work_dir
 
     def db_header(self) -> Dict[str, Any]:
@@ -102,6 +127,57 @@ class AnalysisHeader(BaseModel):
             "lute_version": self.lute_version,
             "task_timeout": self.task_timeout,
         }
+
+
+class ParameterGroup(BaseModel):
+    """Base of a nested group of parameters (a mapping inside a Task section).
+
+    Unknown keys are errors, as in the section itself: ``compound_var.bogus`` is a typo to report,
+    not a value to drop. A plain ``BaseModel`` used as a parameter's type is made to forbid them
+    too, when the Task's Parameters class is defined; deriving from this class says so up front.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _models_in(annotation: Any) -> List[type[BaseModel]]:
+    """Return the pydantic models a field's type names: ``M``, ``Optional[List[M]]``, ``Dict[str, M]``."""
+    found: List[type[BaseModel]] = []
+    stack = [annotation]
+    while stack:
+        kind = stack.pop()
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found.append(kind)
+        else:
+            stack.extend(typing.get_args(kind))
+    return found
+
+
+def _forbid_unknown_keys(model: type[BaseModel]) -> None:
+    """Make every model nested in ``model``'s fields forbid unknown keys, and rebuild what changed."""
+    order: List[type[BaseModel]] = []
+    _nested_inside_out(model, order, set())
+    changed = False
+    for nested in order:
+        if nested.model_config.get("extra") != "forbid":
+            nested.model_config["extra"] = "forbid"
+            changed = True
+    if changed:
+        # A model's validator embeds those of the models it contains: rebuild from the inside out.
+        for nested in order:
+            nested.model_rebuild(force=True, raise_errors=False)
+        model.model_rebuild(force=True, raise_errors=False)
+
+
+def _nested_inside_out(model: type[BaseModel], order: List[type[BaseModel]], seen: Set[type[BaseModel]]) -> None:
+    """Append the models nested in ``model`` to ``order``, each after the models it contains."""
+    for field in model.model_fields.values():
+        for nested in _models_in(field.annotation):
+            if nested in seen or issubclass(nested, (AnalysisHeader, TaskParameters)):
+                continue
+            seen.add(nested)  # before descending: a model that contains itself ends here
+            _nested_inside_out(nested, order, seen)
+            order.append(nested)
 
 
 class TaskParameters(BaseModel):
@@ -120,6 +196,12 @@ class TaskParameters(BaseModel):
     impl_schemas: ClassVar[Optional[str]] = None
 
     lute_config: AnalysisHeader
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Make nested parameter models reject unknown keys, like the section itself."""
+        super().__pydantic_init_subclass__(**kwargs)
+        _forbid_unknown_keys(cls)
 
     def result_from_params(self) -> Optional[Any]:
         """Return the result the parameters imply, or None.

@@ -1,11 +1,14 @@
 """Validating a config against Task Parameters on the host, with errors that name the field.
 
 Owns turning pydantic ``ValidationError``s into one readable ``ParameterError`` (field path,
-config line, problem) and the whole-file report of ``lute-kernel validate``. Launches nothing.
+config line, problem) and the whole-file report of ``lute-kernel validate``. A message lists the
+first problems and counts the rest, and shows values shortened, so it stays readable whatever
+the input (100,000 unknown keys are ten lines and a count). Launches nothing.
 """
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -19,6 +22,29 @@ from lute_kernel.task import TaskSpec
 
 HEADER_KEY = "lute_config"
 
+MAX_LISTED = 10
+"""Problems a message lists one by one; the rest are counted."""
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 5
+_REPR.maxlevel = 2
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """Return a short repr of a value of any size (never the whole of a large one)."""
+    if isinstance(value, str):
+        text = repr(value[:64])
+    elif isinstance(value, int) and value.bit_length() > 256:
+        text = f"an integer of {value.bit_length():,} bits"
+    else:
+        text = _REPR.repr(value)
+    return _shorten(text, 60)
+
 
 def _explain(error: Dict[str, Any]) -> str:
     kind = error.get("type", "")
@@ -26,21 +52,27 @@ def _explain(error: Dict[str, Any]) -> str:
         return "unknown parameter"
     if kind == "missing":
         return "required parameter is missing"
-    text = str(error.get("msg", "invalid"))
-    if "input" in error and kind not in ("missing",):
-        shown = repr(error["input"])
-        text += f" (got {shown if len(shown) < 60 else shown[:57] + '...'})"
+    text = _shorten(str(error.get("msg", "invalid")).removeprefix("Value error, "), 200)
+    if "input" in error:
+        text += f" (got {_shown(error['input'])})"
     return text
+
+
+def _summarized(lines: List[str], total: int) -> List[str]:
+    if total > len(lines):
+        lines.append(f"  ... and {total - len(lines):,} more")
+    return lines
 
 
 def _describe(config: LoadedConfig, section: str, exc: ValidationError) -> List[str]:
     lines = []
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors[:MAX_LISTED]:
         loc = ".".join(str(part) for part in error["loc"])
         line = config.line_of(f"{section}.{loc}") or config.line_of(section)
         where = f" (line {line})" if line else ""
-        lines.append(f"  {loc}{where}: {_explain(dict(error))}")
-    return lines
+        lines.append(f"  {_shorten(loc, 120)}{where}: {_explain(dict(error))}")
+    return _summarized(lines, len(errors))
 
 
 def validate_header(config: LoadedConfig) -> AnalysisHeader:
@@ -51,12 +83,19 @@ def validate_header(config: LoadedConfig) -> AnalysisHeader:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == "work_dir":
                 line = config.line_of(f"{HEADER_KEY}.work_dir")
-                problem = str(error["msg"]).removeprefix("Value error, ")
+                problem = _shorten(str(error["msg"]).removeprefix("Value error, "), 300)
                 if error["type"] == "missing":
                     problem = "work_dir is required in the header"
+                elif error["type"] != "value_error":  # pydantic's own words do not name the field
+                    problem = f"work_dir: {_explain(dict(error))}"
                 raise WorkDirError(f"{config.path}{f':{line}' if line else ''}: {problem}") from None
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid header: {details}", path=str(config.path)) from None
+        errors = exc.errors()
+        details = "; ".join(
+            f"{_shorten('.'.join(map(str, e['loc'])), 120)}: {_explain(dict(e))}" for e in errors[:MAX_LISTED]
+        )
+        more = f"; ... and {len(errors) - MAX_LISTED:,} more" if len(errors) > MAX_LISTED else ""
+        line = config.line_of(f"{HEADER_KEY}.{errors[0]['loc'][0]}") if errors and errors[0]["loc"] else None
+        raise ConfigError(f"invalid header: {details}{more}", path=str(config.path), line=line) from None
 
 
 def validate_parameters(spec: TaskSpec, config: LoadedConfig, header: AnalysisHeader) -> TaskParameters:

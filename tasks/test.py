@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Dict, Optional
 
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator
 
-from lute_kernel.parameters import TaskParameters, param, recorded_value
+from lute_kernel.parameters import ParameterGroup, TaskParameters, param, recorded_value
 from lute_kernel.task import Task
 
 
@@ -25,7 +25,7 @@ class Test(Task):
     class Parameters(TaskParameters):
         """Parameters of ``Test``."""
 
-        class CompoundVar(BaseModel):
+        class CompoundVar(ParameterGroup):
             """A nested parameter (checks flattening and nested substitution)."""
 
             int_var: int = 1

@@ -16,8 +16,16 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
+from lute_kernel.config.limits import DEFAULT_LIMITS, ConfigLimits
+from lute_kernel.config.reading import read_config_text
 from lute_kernel.config.substitution import HEADER, Resolver
-from lute_kernel.config.yaml_lines import RecursiveAliasError, YamlDocument, parse_documents
+from lute_kernel.config.yaml_lines import (
+    DocumentShapeError,
+    RecursiveAliasError,
+    YamlDocument,
+    parse_documents,
+    short_tags,
+)
 from lute_kernel.errors import ConfigError
 
 DEFAULT_TASK_TIMEOUT = 600
@@ -43,6 +51,7 @@ class LoadedConfig:
         raw_sections: Dict[str, Any],
         lines: Dict[str, int],
         env: Mapping[str, str],
+        limits: ConfigLimits = DEFAULT_LIMITS,
     ) -> None:
         self.path = path
         self.raw_header = raw_header
@@ -50,7 +59,7 @@ class LoadedConfig:
         self._lines = lines
         header = dict(raw_header)
         header.setdefault("task_timeout", DEFAULT_TASK_TIMEOUT)
-        self._resolver = Resolver(header, raw_sections, env, locate=self.line_of, path=str(path))
+        self._resolver = Resolver(header, raw_sections, env, locate=self.line_of, path=str(path), limits=limits)
 
     def header(self) -> Dict[str, Any]:
         """Return the header with substitutions resolved and ``task_timeout`` defaulted.
@@ -108,25 +117,28 @@ class LoadedConfig:
         return self._lines.get(dotted_key)
 
 
-def load_config(path: PathLike, env: Optional[Mapping[str, str]] = None) -> LoadedConfig:
+def load_config(
+    path: PathLike, env: Optional[Mapping[str, str]] = None, *, limits: ConfigLimits = DEFAULT_LIMITS
+) -> LoadedConfig:
     """Read and check a configuration file.
 
     Args:
         path: The YAML file.
         env: Environment for ``{{ $VAR }}`` substitutions; defaults to a snapshot of
             ``os.environ``.
+        limits: Bounds on the file's size, nesting, aliases and substitutions.
 
     Returns:
         The parsed configuration; substitutions are resolved when asked for.
 
     Raises:
-        ConfigError: The file is missing, unreadable, not YAML, or not shaped like a
-            configuration (1 or 2 documents, a mapping header with ``work_dir``, sections
-            that are mappings).
+        ConfigError: The file is missing, unreadable, not a regular file, too large, not YAML,
+            beyond a limit, or not shaped like a configuration (1 or 2 documents, a mapping
+            header with ``work_dir``, sections that are mappings).
     """
     file = Path(path)
     where = str(path)
-    documents = _parse(_read(file, where), where)
+    documents = _parse(read_config_text(where, limits.max_bytes), where, limits)
     if len(documents) not in (1, 2):
         raise ConfigError(
             f"a configuration must have 1 or 2 YAML documents (header, then Task sections), not {len(documents)}",
@@ -147,39 +159,41 @@ def load_config(path: PathLike, env: Optional[Mapping[str, str]] = None) -> Load
     if len(documents) == 2:
         sections = _sections(documents[1], where)
         lines.update(documents[1].lines)
-    return LoadedConfig(file, header, sections, lines, dict(os.environ if env is None else env))
+    return LoadedConfig(file, header, sections, lines, dict(os.environ if env is None else env), limits)
 
 
-def _read(file: Path, where: str) -> str:
+def _parse(text: str, where: str, limits: ConfigLimits) -> List[YamlDocument]:
     try:
-        return file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("configuration file not found", path=where) from None
-    except IsADirectoryError:
-        raise ConfigError("configuration path is a directory, not a file", path=where) from None
-    except PermissionError:
-        raise ConfigError("configuration file is not readable (permission denied)", path=where) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"configuration file is not UTF-8 text (byte {exc.start})", path=where) from None
-    except OSError as exc:
-        raise ConfigError(f"configuration file cannot be read ({exc.strerror or exc})", path=where) from None
-
-
-def _parse(text: str, where: str) -> List[YamlDocument]:
-    try:
-        return parse_documents(text)
+        return parse_documents(text, limits)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "malformed YAML"
+        problem = short_tags(exc.problem or exc.context or "malformed YAML")
         raise ConfigError(
             f"the file is not valid YAML: {problem}",
             path=where,
             line=mark.line + 1 if mark is not None else None,
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        raise ConfigError(
+            f"the file is not valid YAML: {exc.reason} (character #x{exc.character:04x})"
+            if isinstance(exc.character, int)
+            else f"the file is not valid YAML: {exc.reason}",
+            path=where,
+            line=line,
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"the file is not valid YAML: {exc}", path=where) from None
     except RecursiveAliasError as exc:
-        raise ConfigError(f"the file is not a plain tree: {exc}", path=where) from None
+        raise ConfigError(f"the file is not a plain tree: {exc.message}", path=where) from None
+    except DocumentShapeError as exc:
+        raise ConfigError(exc.message, path=where, line=exc.line) from None
+    except RecursionError:
+        # Only the pure-Python parser (no libyaml) composes recursively; libyaml stops at depth 1000.
+        raise ConfigError(f"values are nested more than {limits.max_depth} levels deep", path=where) from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
+        # A constructor failing outside construct_object (merge keys, ordered maps): no line known.
+        raise ConfigError(f"the file is not valid YAML: {type(exc).__name__}: {exc}", path=where) from None
 
 
 def _sections(document: YamlDocument, where: str) -> Dict[str, Any]:

@@ -52,8 +52,3 @@ def table(path: Path) -> str:
         mark = "" if ok == tried else "   <-- NOT AS PROMISED"
         lines.append(f"{item:<{width}}  {tried:>11}  {ok:>11}{mark}")
     return "\n".join(lines)
-
-
-def record_figure(item: str, tried: int, ok: int) -> None:
-    """Same as ``record`` (the name some suites use)."""
-    record(item, tried, ok)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Set
 
 import pytest
-from figures import record_figure
+from figures import record as record_figure
 
 from lute_kernel.db import RunRecord, begin_run, db_path, display_status, finish_run, list_rows
 

@@ -403,10 +403,10 @@ def test_directory(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, HEADER)
 
-    def deny(self: Path, encoding: str | None = None) -> str:
-        raise PermissionError(13, "Permission denied", str(self))
+    def deny(name: str, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(13, "Permission denied", name)
 
-    monkeypatch.setattr(Path, "read_text", deny)
+    monkeypatch.setattr("lute_kernel.config.reading.os.open", deny)
     assert load_error(path).message == "configuration file is not readable (permission denied)"
 
 

@@ -127,7 +127,7 @@ def test_other_header_problems_are_config_errors(write: Callable[..., LoadedConf
     with pytest.raises(ConfigError) as info:
         validate_header(config)
     assert not isinstance(info.value, WorkDirError)
-    assert str(info.value) == f"{config.path}: invalid header: task_timeout: Input should be greater than 0"
+    assert str(info.value) == f"{config.path}:6: invalid header: task_timeout: Input should be greater than 0 (got 0)"
 
 
 def test_the_worker_context_skips_the_work_dir_check(tmp_path: Path) -> None:
@@ -333,7 +333,7 @@ def test_read_output_without_a_recorded_write_output_fails_clearly(
     with pytest.raises(ParameterError) as info:
         validate_parameters(registry.get("TestReadOutput"), config, validate_header(config))
     assert str(info.value).splitlines()[1:] == [
-        "  in_file (line 9): Value error, no in_file given and no valid TestWriteOutput result recorded"
+        "  in_file (line 9): no in_file given and no valid TestWriteOutput result recorded"
         " in work_dir's lute.db (got '')"
     ]
     assert not (work_dir / "lute.db").exists()  # reading never creates the database
