@@ -30,12 +30,12 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from conftest import REPO, TEST_TASKS, run_cli
+from figures import record
 
 from lute_kernel.api import prepare
 from lute_kernel.config.yaml_lines import USES_LIBYAML
 from lute_kernel.errors import EXIT_BAD_INPUT, InputError
 from lute_kernel.registry import Registry, discover
-from figures import record
 
 pytestmark = pytest.mark.reliability
 
