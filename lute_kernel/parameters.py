@@ -140,6 +140,17 @@ class ParameterGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TemplateParameters(BaseModel):
+    """Variables of a third-party program's config template (upstream's ``TemplateParameters``).
+
+    Deliberately open: every key, declared or not, is a variable for the template (a ``.phil`` or a
+    producer config), so unknown keys are kept instead of refused. The one kind of nested model the
+    "unknown keys are errors" rule leaves alone.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+
 def _models_in(annotation: Any) -> List[type[BaseModel]]:
     """Return the pydantic models a field's type names: ``M``, ``Optional[List[M]]``, ``Dict[str, M]``."""
     found: List[type[BaseModel]] = []
@@ -173,7 +184,7 @@ def _nested_inside_out(model: type[BaseModel], order: List[type[BaseModel]], see
     """Append the models nested in ``model`` to ``order``, each after the models it contains."""
     for field in model.model_fields.values():
         for nested in _models_in(field.annotation):
-            if nested in seen or issubclass(nested, (AnalysisHeader, TaskParameters)):
+            if nested in seen or issubclass(nested, (AnalysisHeader, TaskParameters, TemplateParameters)):
                 continue
             seen.add(nested)  # before descending: a model that contains itself ends here
             _nested_inside_out(nested, order, seen)

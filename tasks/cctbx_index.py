@@ -18,9 +18,9 @@ import json
 import os
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 
-from lute_kernel.parameters import ThirdPartyParameters, on_worker, param, recorded_value
+from lute_kernel.parameters import TemplateParameters, ThirdPartyParameters, on_worker, param, recorded_value
 from lute_kernel.task import ThirdPartyTask
 from lute_kernel.tasklets import Tasklet
 from lute_kernel.templates import RenderedFile, TemplateConfig, TemplateError, rendered_files
@@ -73,10 +73,8 @@ class IndexCCTBXXFEL(ThirdPartyTask):
         set_result = False  # upstream's; the output folder is the result all the same (result_from_params)
         template_fields: ClassVar[Tuple[str, ...]] = ("phil_parameters",)
 
-        class PhilParameters(BaseModel):
+        class PhilParameters(TemplateParameters):
             """Template variables of cctbx_index.phil (a phil path with ``_`` for ``.``)."""
-
-            model_config = ConfigDict(extra="allow")
 
             input_reference_geometry: Optional[str] = param(
                 None, "A models.expt with exactly one detector, used instead of the images' own geometry."

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-from lute_kernel.parameters import ThirdPartyParameters, on_worker, param, recorded_value
+from lute_kernel.parameters import TemplateParameters, ThirdPartyParameters, on_worker, param, recorded_value
 from lute_kernel.task import ThirdPartyTask
 from lute_kernel.tasklets import Tasklet
 from lute_kernel.templates import TemplateConfig, TemplateError, rendered_files
@@ -46,10 +46,8 @@ class MergeCCTBXXFEL(ThirdPartyTask):
         set_result = False  # upstream's; the merged MTZ is the result all the same (result_from_params)
         template_fields: ClassVar[Tuple[str, ...]] = ("phil_parameters",)
 
-        class PhilParameters(BaseModel):
+        class PhilParameters(TemplateParameters):
             """Template variables of cctbx_merge.phil (a phil path with ``_`` for ``.``)."""
-
-            model_config = ConfigDict(extra="allow")
 
             input_path: str = param("", "Folder(s) of integrated stills. Default: IndexCCTBXXFEL's output.")
             input_experiments_suffix: str = param("_integrated.expt", "Suffix of the experiment files.")
