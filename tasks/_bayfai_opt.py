@@ -155,7 +155,10 @@ def uncertainty(
     p0 = np.asarray(params, dtype=np.float64)
     d1, d2 = refinement.data[:, 0], refinement.data[:, 1]
     ring = refinement.data[:, 2].astype(np.int32)
-    f = lambda p: refinement.residu2(p, d1, d2, ring)  # noqa: E731
+
+    def f(p: Any) -> float:
+        return float(refinement.residu2(p, d1, d2, ring))
+
     f0, n = f(p0), 5
     delta = np.maximum(rel * np.abs(p0), absolute)
     hessian = np.zeros((n, n))

@@ -153,14 +153,21 @@ def _fields_reader(detname: str, readers: Dict[str, Callable[[Any], Any]]) -> Ex
 
 
 def photon_energy_reader(run: Any) -> Callable[[Any], Optional[float]]:
-    """Return a reader of the event's photon energy (eV) from the beam's BLD, or of None."""
+    """Return a reader of the event's photon energy (eV) from the beam's BLD (None without one)."""
     for detname, field in PHOTON_ENERGY:
         if detname in run.detnames:
-            raw = getattr(run.Detector(detname), "raw", None)
-            read = getattr(raw, field, None)
+            read = getattr(getattr(run.Detector(detname), "raw", None), field, None)
             if callable(read):
-                return lambda evt, read=read: None if read(evt) is None else float(read(evt))
+                return _energy_reader(read)
     return lambda evt: None
+
+
+def _energy_reader(read: Callable[[Any], Any]) -> Callable[[Any], Optional[float]]:
+    def energy(evt: Any) -> Optional[float]:
+        value = read(evt)
+        return None if value is None else float(value)
+
+    return energy
 
 
 class AreaDetector:

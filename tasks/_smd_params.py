@@ -30,7 +30,10 @@ from lute_kernel.parameters import TaskParameters, param
 from ._smd_producer_models import ProducerParameters
 
 TEMPLATE_NAME = "smd_producer_template.py"
-IMPLEMENTED = ("detnames", "epicsPV", "getROIs", "getAzIntPyFAIParams")
+UPSTREAM_TEMPLATES = (TEMPLATE_NAME, "smd1_prod_config_template.py", "smd2_prod_config_template.py")
+"""Upstream's template names: any of them renders lute-kernel's producer configuration."""
+IMPLEMENTED = ("detnames", "epicsPV", "getROIs", "getAzIntPyFAIParams", "detSumAlgos")
+SUM_ALGOS = ("calib", "calib_max")
 """Producer variables lute-kernel's psana2 producer implements (the others are upstream's, accepted by
 the model but refused before launch so that nothing is silently skipped)."""
 TEMPLATE_VARIABLES = (*ProducerParameters.model_fields, "getPhotonsParams", "getProjection_ax0", "getProjection_ax1")
@@ -148,12 +151,14 @@ class SubmitSMDParameters(TaskParameters):
             self.producer = f"{base}/{group}/smd_producer.py"
         if self.directory is None:
             self.directory = os.path.join(header.work_dir, "hdf5", "smalldata")
-        if self.lute_template_cfg.template_name != TEMPLATE_NAME:
-            raise ValueError(f"lute_template_cfg.template_name: only {TEMPLATE_NAME!r} ships with this kernel")
+        if self.lute_template_cfg.template_name not in UPSTREAM_TEMPLATES:
+            raise ValueError(f"lute_template_cfg.template_name: one of {', '.join(UPSTREAM_TEMPLATES)}")
         if not self.lute_template_cfg.output_path:
             # One file per run (upstream: one per hutch): runs of one experiment may be produced at once.
             name = f"prod_config_{self.config}" if self.config else f"prod_config_{hutch}_r{self.run_number:04d}.py"
-            self.lute_template_cfg = TemplateConfig(output_path=os.path.join(self.directory, name))
+            self.lute_template_cfg = TemplateConfig(
+                template_name=self.lute_template_cfg.template_name, output_path=os.path.join(self.directory, name)
+            )
         missing = self.unimplemented()
         if missing:
             raise ValueError(
@@ -176,7 +181,10 @@ class SubmitSMDParameters(TaskParameters):
     def unimplemented(self) -> List[str]:
         """Return the producer variables given here that lute-kernel's producer does not implement."""
         given = self.producer_parameters.model_dump(exclude_none=True) if self.producer_parameters else {}
-        return sorted(name for name, value in given.items() if name not in IMPLEMENTED and value not in ({}, []))
+        missing = [name for name, value in given.items() if name not in IMPLEMENTED and value not in ({}, [])]
+        for det, algos in given.get("detSumAlgos", {}).items():
+            missing.extend(f"detSumAlgos.{det}: {algo}" for algo in algos if algo not in SUM_ALGOS)
+        return sorted(missing)
 
     def template_values(self) -> Dict[str, Any]:
         """Return the variables the producer template sees (unset producer variables are absent)."""

@@ -11,6 +11,7 @@ and the validated parameters are all it gets.
 
 from __future__ import annotations
 
+import logging
 import runpy
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -29,6 +30,7 @@ from ._smd_extract import (
 from ._smd_params import SubmitSMDParameters
 
 Progress = Callable[[int, str], None]
+log = logging.getLogger("lute.task.SubmitSMD")
 
 
 class EventRows:
@@ -89,7 +91,9 @@ def produce(params: SubmitSMDParameters, progress: Progress) -> Optional[Dict[st
         attrs = {**info, "producer": "lute-kernel psana2 producer", "psana_version": psana_version()}
         write_h5(params.out_file, datasets, attrs)
         seconds = time.monotonic() - start
+        missing = sorted({name for part in parts for name in part[3].get("missing", [])})
         summary = {
+            **({"missing_detectors": missing} if missing else {}),
             "events": int(timestamp.size),
             "datasets": len(datasets),
             "seconds": round(seconds, 3),
@@ -108,6 +112,11 @@ def make_extractors(
     azav = config["getAzIntPyFAIParams"](run.runnum) if "getAzIntPyFAIParams" in config else {}
     for name in sorted((set(rois) | set(azav)) - set(detnames)):
         detnames.append(name)  # an ROI or integration names its detector: process it
+    absent = [name for name in detnames if name not in run.detnames]
+    if absent:  # as smalldata_tools: one configuration serves runs with different detectors
+        log.warning("run %s has no %s (it has %s): skipped", run.runnum, ", ".join(absent), sorted(run.detnames))
+        data.settings["missing"] = absent
+    detnames = [name for name in detnames if name in run.detnames]
     found = [
         light_extractor(run, hutch),
         scan_extractor(run),
@@ -127,5 +136,6 @@ def combine_run_data(parts: List[Any]) -> Dict[str, Any]:
         for key, value in maxima.items():
             combined[key] = np.maximum(combined[key], value) if key in combined else value
         for key, value in settings.items():
-            combined.setdefault(key, value)
+            if key != "missing":  # not a dataset: reported in the summary
+                combined.setdefault(key, value)
     return combined

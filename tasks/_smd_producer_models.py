@@ -118,7 +118,7 @@ class SvdParams(_Model):
     n_components: int = Field(2, description="Number of components to use. Max is 25.")
     basis_file: Optional[str] = Field(None, description="Basis file.")
     n_pulse: int = Field(1, description="Number of pulses to fit.")
-    delay: Optional[List[float]] = Field([0], description="Delay between pulses.")
+    delay: Optional[List[float]] = Field([0.0], description="Delay between pulses.")
     mode: str = Field("max", description="Method to calculate pulse amplitudes. max, norm, or both.")
     return_reconstructed: bool = Field(False, description="Return the reconstructed waveforms.")
 
@@ -168,5 +168,8 @@ class ProducerParameters(_Model):
     )
     getSvdParams: Optional[Dict[str, SvdParams]] = Field(None, description="SVD parameters by detector.")
     getAutocorrParams: Optional[Dict[str, AutocorrParams]] = Field(None, description="Auto-correlation by detector.")
+    detSumAlgos: Optional[Dict[str, List[str]]] = Field(
+        None, description="Run sums to store per detector (newer upstream), e.g. ['calib', 'calib_max']."
+    )
     getProjection_ax0: Optional[Dict[str, Any]] = Field(None, description="Projections on axis 0 (template only).")
     getProjection_ax1: Optional[Dict[str, Any]] = Field(None, description="Projections on axis 1 (template only).")

@@ -23,6 +23,9 @@ from lute_kernel.tasklets import Tasklet
 
 from ._smd_params import TEMPLATE_NAME, SubmitSMDParameters
 
+MARKER = "rendered by lute-kernel's SubmitSMD"
+"""The first line of every rendered configuration says so: SubmitSMD overwrites only its own files."""
+
 
 def templates_dir() -> Path:
     """Return the folder of third-party templates: ``$LUTE_TEMPLATES_DIR`` or the repo's ``config/templates``."""
@@ -79,6 +82,9 @@ def render_producer_config(
     values = {"experiment": experiment, "run": number, "out_file": out_file, **json.loads(json.dumps(params))}
     text = render_template(TEMPLATE_NAME, values)
     compile(text, output_path, "exec")  # a template bug must fail here, not in every rank
+    if os.path.exists(output_path) and MARKER not in Path(output_path).read_text(errors="replace")[:200]:
+        # e.g. a smalldata_tools prod_config named in lute_template_cfg.output_path: never clobber one
+        raise FileExistsError(f"{output_path} exists and was not written by SubmitSMD: not overwriting it")
     os.makedirs(os.path.dirname(output_path) or ".", exist_ok=True)
     partial = f"{output_path}.part{os.getpid()}"
     with open(partial, "w") as handle:
