@@ -27,6 +27,12 @@ REPO_TASKS = {
     "TestReadOutput",
     "SmallDataPsana2",
     "TestMultiNodeCommunication",
+    "SubmitSMD",
+    "AnalyzeSmallDataXSS",
+    "AnalyzeSmallDataXAS",
+    "AnalyzeSmallDataXES",
+    "OptimizeAgBhGeometryExhaustive",
+    "BayFAI",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -36,6 +42,14 @@ REPO_ALIASES = {
     "WriteTester": "TestWriteOutput",
     "ReadTester": "TestReadOutput",
     "MultiNodeCommunicationTester": "TestMultiNodeCommunication",
+    "SmallDataProducer": "SubmitSMD",
+    "SmallDataProducer2": "SubmitSMD",
+    "SmallDataXSSAnalyzer": "AnalyzeSmallDataXSS",
+    "SmallDataXASAnalyzer": "AnalyzeSmallDataXAS",
+    "SmallDataXESAnalyzer": "AnalyzeSmallDataXES",
+    "AgBhGeometryOptimizer": "OptimizeAgBhGeometryExhaustive",
+    "BayFAIOptimizer": "BayFAI",
+    "BayFAIOptimizer2": "BayFAI",
 }
 
 ALPHA = """\
