@@ -27,11 +27,10 @@ import sys
 from typing import Any, Dict, List
 
 import numpy as np
-from psana.dgramedit import AlgDef, DetectorDef, DgramEdit
 from psana.psexp import TransitionId
+from xtc2_writer import Writer, timing_values
 
 EXPERIMENT = "xppl1001021"
-BUFSIZE = 8 * 1024 * 1024
 TRUTH: Dict[str, Any] = {
     "experiment": EXPERIMENT,
     "xss": {
@@ -69,60 +68,6 @@ TRUTH: Dict[str, Any] = {
         "events": 6,
     },
 }
-
-
-class Writer:
-    """One XTC2 file: a Configure with the given detectors, then transitions and events in order."""
-
-    def __init__(self, path: str, detectors: Dict[str, Any], run: int) -> None:
-        self.out = open(path, "wb")  # noqa: SIM115 - the writer owns the file until close()
-        self.buf = bytearray(BUFSIZE)
-        self.ts = 1_700_000_000 << 32
-        self.config = DgramEdit(transition_id=TransitionId.Configure, ts=self.ts, bufsize=BUFSIZE)
-        runinfo = self.config.Detector(
-            DetectorDef("runinfo", "runinfo", ""),
-            AlgDef("runinfo", 0, 0, 1),
-            {"expt": (str, 1), "runnum": (np.uint32, 0)},
-        )
-        self.dets = {
-            name: self.config.Detector(DetectorDef(name, dettype, f"{name}_0001"), AlgDef(alg, *version), fields)
-            for name, (dettype, alg, version, fields) in detectors.items()
-        }
-        self._save(self.config)
-        runinfo.runinfo.expt, runinfo.runinfo.runnum = EXPERIMENT, run
-        self.transition(TransitionId.BeginRun, [runinfo.runinfo])
-
-    def _save(self, edit: Any) -> None:
-        edit.save(self.buf)
-        self.out.write(self.buf[: edit.size])
-
-    def transition(self, tid: Any, data: List[Any] = ()) -> None:
-        """Write one dgram; ``data`` are filled-in detector containers (det.<alg> with every field set)."""
-        self.ts += 1 << 20  # ~0.24 ms apart, always increasing
-        edit = DgramEdit(transition_id=tid, config_dgramedit=self.config, ts=self.ts, bufsize=BUFSIZE)
-        for container in data:
-            edit.adddata(container)
-        self._save(edit)
-
-    def fill(self, name: str, **values: Any) -> Any:
-        """Return det.<alg> of ``name`` with its fields set."""
-        det = self.dets[name]
-        container = next(v for k, v in vars(det).items() if hasattr(v, "_det"))
-        for key, value in values.items():
-            setattr(container, key, value)
-        return container
-
-    def close(self) -> None:
-        self.transition(TransitionId.EndRun)
-        self.out.close()
-
-
-def timing_values(xray: bool, laser: bool) -> Dict[str, Any]:
-    """A timing record: code 137 fires with X-rays, code 89 when the laser shot is dropped."""
-    bits = np.zeros(18, dtype=np.uint16)
-    for code in ([137] if xray else []) + ([] if laser else [89]):
-        bits[code >> 4] |= 1 << (code & 0xF)
-    return {"sequenceValues": bits, "ebeamDestn": np.uint8(3)}
 
 
 COMMON = {
@@ -175,7 +120,7 @@ def write_time_scan(path: str, per_step: int) -> None:
         "epix_2": ("cspad", "raw", (2, 3, 42), {"arrayRaw": (np.float32, 2)}),
         "scan": ("scan", "raw", (2, 0, 0), {"lxt": (np.float64, 0)}),
     }
-    writer = Writer(path, dets, cfg["run"])
+    writer = Writer(path, dets, EXPERIMENT, cfg["run"])
     rng = np.random.default_rng(20)
     _, q_map = q_map_of(cfg)
     rows, cols = np.mgrid[0 : xes["shape"][0], 0 : xes["shape"][1]]
@@ -223,7 +168,7 @@ def write_energy_scan(path: str, per_step: int) -> None:
         "scan": ("scan", "raw", (2, 0, 0), {"ccm_E_setpoint": (np.float64, 0)}),
         "epics": ("epics", "raw", (2, 0, 0), {"ccm_E": (np.float64, 0)}),
     }
-    writer = Writer(path, dets, cfg["run"])
+    writer = Writer(path, dets, EXPERIMENT, cfg["run"])
     rng = np.random.default_rng(21)
     _, q_map = q_map_of(xss)
     shot = 0
@@ -267,7 +212,7 @@ def write_agbh(path: str) -> None:
     calibrant.wavelength = ai.wavelength
     powder = calibrant.fake_calibration_image(ai, shape=tuple(cfg["shape"]), Imax=1000.0, resolution=0.05)
     dets = {"ebeam": COMMON["ebeam"], "Rayonix": ("cspad", "raw", (2, 3, 42), {"arrayRaw": (np.float32, 2)})}
-    writer = Writer(path, dets, cfg["run"])
+    writer = Writer(path, dets, EXPERIMENT, cfg["run"])
     rng = np.random.default_rng(30)
     writer.transition(TransitionId.BeginStep)
     writer.transition(TransitionId.Enable)
