@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,13 +90,23 @@ def _model_values(model: BaseModel) -> Dict[str, Any]:
     return values
 
 
-def render_template(template_name: str, context: Mapping[str, Any], directory: Optional[Path] = None) -> str:
+def render_template(
+    template_name: str,
+    context: Mapping[str, Any],
+    directory: Optional[Path] = None,
+    *,
+    filters: Optional[Mapping[str, Callable[..., Any]]] = None,
+    trim_blocks: bool = False,
+) -> str:
     """Render one template with ``context``.
 
     Args:
         template_name: A file of ``directory`` (default: :func:`templates_dir`), or an absolute path.
         context: The template variables.
         directory: Where relative template names are looked up.
+        filters: Extra jinja2 filters (e.g. one writing values as Python literals).
+        trim_blocks: Drop the newline after a block tag and the indentation before it (templates of
+            code, such as smalldata's producer configuration).
 
     Raises:
         TemplateError: The template does not exist, does not parse, or uses an undefined variable.
@@ -108,7 +118,10 @@ def render_template(template_name: str, context: Mapping[str, Any], directory: O
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        trim_blocks=trim_blocks,
+        lstrip_blocks=trim_blocks,
     )
+    env.filters.update(filters or {})
     try:
         return env.get_template(path.name if path.is_absolute() else template_name).render(dict(context))
     except jinja2.TemplateNotFound:

@@ -6,6 +6,8 @@ Runs in the ``psana2`` image; psana, numpy, h5py and mpi4py are imported inside 
 the host validates the parameters without them. Under MPI psana2 spreads events over its bigdata
 ranks; rank 0 gathers every rank's rows and writes the file, so one process and N ranks write the
 same datasets. No calibration DB is used (``skip_calib_load='all'``) and no network is needed.
+The DataSource, the gathering and the file writing are shared with ``SubmitSMD``
+(``tasks/_psana2_io.py``), whose producer writes the full smalldata_tools layout.
 """
 
 from __future__ import annotations
@@ -112,19 +114,29 @@ class SmallDataPsana2(Task):
     def run(self) -> None:
         """Reduce every event, gather the rows to rank 0 and write the HDF5 file there."""
         import numpy as np
-        import psana
+
+        from ._psana2_io import gather_rows, mpi_world, open_datasource, psana_version, write_h5
 
         params = self.params
         assert isinstance(params, SmallDataPsana2.Parameters)
-        comm = _mpi_world()
+        comm = mpi_world()
         rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
         if params.files and size > 1:
             raise ValueError("files are read by one process; under MPI give xtc_dir (with its smalldata/ index)")
         start = time.monotonic()
-        source = _open(params)
+        source = open_datasource(
+            files=params.files,
+            experiment=str(params.lute_config.experiment),
+            run=int(params.lute_config.run) if params.xtc_dir else 0,
+            xtc_dir=params.xtc_dir,
+            batch_size=params.batch_size,
+            max_events=params.max_events,
+            logbook_lookup=params.logbook_lookup,
+        )
         times: List[int] = []
-        sums: List[float] = []
-        roi_sums: List[float] = []
+        rows: Dict[str, List[Any]] = {f"{params.detector}/sum": []}
+        if params.roi:
+            rows[f"{params.detector}/roi_sum"] = []
         info: Dict[str, Any] = {}
         for run in source.runs():
             if params.detector not in run.detnames:
@@ -143,29 +155,26 @@ class SmallDataPsana2(Task):
                     total = float(np.sum(data, dtype=np.float64))
                     in_roi = float(np.sum(data[roi], dtype=np.float64)) if roi else float("nan")
                 times.append(evt.timestamp)
-                sums.append(total)
-                roi_sums.append(in_roi)
+                rows[f"{params.detector}/sum"].append(total)
+                if params.roi:
+                    rows[f"{params.detector}/roi_sum"].append(in_roi)
                 if len(times) % params.progress_every == 0:
                     self.progress(len(times), params.max_events, f"rank {rank}: {len(times)} events")
-        rows = (np.asarray(times, dtype=np.uint64), np.asarray(sums), np.asarray(roi_sums), info)
-        gathered = comm.gather(rows, root=0) if comm is not None else [rows]
+        infos = comm.gather(info, root=0) if comm is not None else [info]
+        gathered = gather_rows(comm, rows, times)
         summary: Optional[Dict[str, Any]] = None
-        if rank == 0:
-            info = next((part[3] for part in gathered if part[3]), info)
-            columns = [np.concatenate([part[i] for part in gathered]) for i in range(3)]
-            order = np.argsort(columns[0], kind="stable")
-            timestamp, det_sum, det_roi_sum = (column[order] for column in columns)
-            datasets = {"timestamp": timestamp, f"{params.detector}/sum": det_sum}
-            if params.roi:
-                datasets[f"{params.detector}/roi_sum"] = det_roi_sum
+        if gathered is not None:
+            timestamp, columns = gathered
+            info = next((part for part in infos if part), info)
+            datasets = {"timestamp": timestamp, **columns}
             attrs = {
                 **info,
                 "detector": params.detector,
                 "array": params.array,
                 "roi": np.asarray(params.roi or [], dtype=np.int64),
-                "psana_version": _psana_version(psana),
+                "psana_version": psana_version(),
             }  # no rank count here: one process and N ranks must write the same file
-            _write_h5(params.out_file, datasets, attrs)
+            write_h5(params.out_file, datasets, attrs)
             seconds = time.monotonic() - start
             summary = {
                 "events": int(timestamp.size),
@@ -180,34 +189,6 @@ class SmallDataPsana2(Task):
         self.result.payload = params.out_file
 
 
-def _mpi_world() -> Any:
-    """Return MPI.COMM_WORLD when psana runs in MPI mode with more than one rank, else None."""
-    if os.environ.get("PS_PARALLEL", "mpi") != "mpi":  # psana's own switch: then it never imports mpi4py
-        return None
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
-
-
-def _open(params: SmallDataPsana2.Parameters) -> Any:
-    """Open the DataSource without a calibration DB (and, unless asked, without the logbook)."""
-    import psana
-
-    common: Dict[str, Any] = {"skip_calib_load": "all", "batch_size": params.batch_size}
-    if params.max_events:
-        common["max_events"] = params.max_events
-    if params.files:
-        return psana.DataSource(files=list(params.files), **common)
-    if not params.logbook_lookup:
-        from psana.psexp.ds_base import DataSourceBase
-
-        # psana 4.3 calls requests.get(logbook) outside its try block: offline it raises instead of
-        # falling back to the files on disk. "The logbook knows nothing" is that fallback.
-        DataSourceBase._get_file_info_from_db = lambda self, runnum: {}
-    run = int(params.lute_config.run)
-    return psana.DataSource(exp=str(params.lute_config.experiment), run=run, dir=params.xtc_dir, **common)
-
-
 def _roi_slices(roi: List[Tuple[int, int]], shape: Tuple[int, ...]) -> Tuple[slice, ...]:
     """Return the index for ``data[...]``: the ROI on the last axes, every leading axis whole."""
     if len(roi) > len(shape):
@@ -218,29 +199,3 @@ def _roi_slices(roi: List[Tuple[int, int]], shape: Tuple[int, ...]) -> Tuple[sli
             raise ValueError(f"roi axis {axis}: stop {stop} is beyond the array's {extent} (shape {shape})")
     leading = (slice(None),) * (len(shape) - len(roi))
     return (*leading, *(slice(start, stop) for start, stop in roi))
-
-
-def _psana_version(psana: Any) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("psana")
-    except PackageNotFoundError:
-        return str(getattr(psana, "__version__", "unknown"))
-
-
-def _write_h5(path: str, datasets: Dict[str, Any], attrs: Dict[str, Any]) -> None:
-    """Write the file next to its final name, then rename: readers never see half a file."""
-    import h5py
-
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = f"{path}.part{os.getpid()}"
-    try:
-        with h5py.File(partial, "w") as out:
-            for name, values in datasets.items():
-                out.create_dataset(name, data=values)
-            out.attrs.update(attrs)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)

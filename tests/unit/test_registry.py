@@ -48,6 +48,12 @@ REPO_TASKS = {
     "SimulateStills",
     "IndexCCTBXXFEL",
     "MergeCCTBXXFEL",
+    "SubmitSMD",
+    "AnalyzeSmallDataXSS",
+    "AnalyzeSmallDataXAS",
+    "AnalyzeSmallDataXES",
+    "OptimizeAgBhGeometryExhaustive",
+    "BayFAI",
 }
 REPO_ALIASES = {
     "Tester": "Test",
@@ -68,6 +74,14 @@ REPO_ALIASES = {
     "SHELXCRunner": "RunSHELXC",
     "CCTBXIndexer": "IndexCCTBXXFEL",
     "CCTBXMerger": "MergeCCTBXXFEL",
+    "SmallDataProducer": "SubmitSMD",
+    "SmallDataProducer2": "SubmitSMD",
+    "SmallDataXSSAnalyzer": "AnalyzeSmallDataXSS",
+    "SmallDataXASAnalyzer": "AnalyzeSmallDataXAS",
+    "SmallDataXESAnalyzer": "AnalyzeSmallDataXES",
+    "AgBhGeometryOptimizer": "OptimizeAgBhGeometryExhaustive",
+    "BayFAIOptimizer": "BayFAI",
+    "BayFAIOptimizer2": "BayFAI",
 }
 
 ALPHA = """\
