@@ -122,6 +122,7 @@ class LaunchSession:
             inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
             env[f"{prefix}LUTE_IPC_ENDPOINT"] = inside or self.server.endpoint
             env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
+            env[f"{prefix}LUTE_IPC_SERVER_KEY"] = self.server.server_key  # CURVE public key on TCP; "" without
             # The worker then fails at send time, with advice, rather than the kernel at receive time.
             env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
             self.poller.register(self.server.socket, zmq.POLLIN)
