@@ -6,14 +6,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_TASKS = REPO / "tests" / "tasks"
+RELIABILITY = REPO / "tests" / "reliability"
 UPSTREAM_CONFIGS = REPO.parent / "shared" / "upstream-configs"
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Every test under tests/reliability carries the ``reliability`` marker (``just reliability``)."""
+    for item in items:
+        if RELIABILITY in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)
 
 
 @pytest.fixture

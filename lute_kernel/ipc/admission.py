@@ -22,8 +22,9 @@ MAX_FRAMES = 2 + MAX_BUFFERS
 """Token, header and at most MAX_BUFFERS buffer frames."""
 
 REASON_CHARS = 200
-STRANGERS, WORKERS, HANDSHAKES = "strangers", "workers", "handshakes"
+STRANGERS, WORKERS, HANDSHAKES, INTERNAL = "strangers", "workers", "handshakes", "internal"
 _NOTE = {
+    INTERNAL: "dropped {} frame sets that the checks failed on (a kernel bug: please report it)",
     STRANGERS: "dropped {} frame sets from peers without this run's token",
     WORKERS: "dropped {} frame sets from holders of the token that are not a bound rank",
     HANDSHAKES: "refused {} connections at the handshake",

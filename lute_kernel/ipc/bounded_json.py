@@ -77,6 +77,21 @@ def _parse_constant(text: str) -> Any:
     raise _Refused(f"{text} is not a JSON number")
 
 
+_CHECKED = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+_FAST = json.JSONDecoder(parse_constant=_parse_constant)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+
+
+def _may_hold_big_numbers(raw: bytes) -> bool:
+    """False when no digit run reaches 18 digits and no exponent has 3 digits (strings included).
+
+    Then every int is below 10**17 and every float finite, and the C parser needs no Python hook
+    per number (a log message decodes twice as fast). Two byte searches: no regex backtracking.
+    """
+    text = raw.translate(_DIGITS_AS_ZERO)
+    return b"0" * 18 in text or b"e000" in text or b"e+000" in text or b"e-000" in text
+
+
 def _scrub(value: Any) -> Any:
     """Replace lone surrogates in every string (keys too) by U+FFFD; depth is bounded already."""
     if isinstance(value, str):
@@ -113,7 +128,7 @@ def load_header(data: Union[bytes, memoryview], *, max_header_bytes: int) -> Any
     if structure_depth_exceeds(raw):
         raise ProtocolError(f"header nests lists or objects deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        value = (_CHECKED if _may_hold_big_numbers(raw) else _FAST).decode(text)
     except _Refused as exc:
         raise ProtocolError(f"header holds {exc}") from None
     except RecursionError:  # invalid JSON with a deep valid prefix: the depth scan may not see it

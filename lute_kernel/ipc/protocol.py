@@ -73,10 +73,22 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _too_deep(depth: int) -> ProtocolError:
+    return ProtocolError(f"message nests lists or objects deeper than {MAX_DEPTH} levels")
+
+
 def _extract(value: Any, buffers: List[Tuple[Dict[str, Any], memoryview]], depth: int) -> Any:
-    """Replace arrays by references (collecting their bytes) and check what decode will refuse."""
-    if depth > MAX_DEPTH:
-        raise ProtocolError(f"message nests lists or objects deeper than {MAX_DEPTH} levels")
+    """Replace arrays by references (collecting their bytes) and check what decode will refuse.
+
+    ``depth`` is the JSON nesting level a container here would have (the body itself is at 2).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # the common leaves first: a log line is all strings
+        return value
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            raise _too_deep(depth)
+        return {str(k): _extract(v, buffers, depth + 1) for k, v in value.items()}
     numpy_kind = _numpy_kind(value)
     if numpy_kind == "scalar":  # a numpy scalar travels as a JSON number
         value, numpy_kind = value.item(), ""
@@ -87,15 +99,19 @@ def _extract(value: Any, buffers: List[Tuple[Dict[str, Any], memoryview]], depth
     if numpy_kind == "array":
         import numpy as np
 
+        if depth > MAX_DEPTH:  # its reference is an object
+            raise _too_deep(depth)
         array = np.asarray(value, order="C")  # not ascontiguousarray: that makes 0-d arrays 1-d
         view = memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # raw bytes, also empty
         buffers.append(({"dtype": array.dtype.str, "shape": list(array.shape)}, view))
         return {"__ndarray__": len(buffers) - 1}
     if isinstance(value, enum.Enum):
         return _extract(value.value, buffers, depth)
-    if isinstance(value, dict):
-        return {str(k): _extract(v, buffers, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (dict, list, tuple)):
+        if depth > MAX_DEPTH:
+            raise _too_deep(depth)
+        if isinstance(value, dict):
+            return {str(k): _extract(v, buffers, depth + 1) for k, v in value.items()}
         return [_extract(v, buffers, depth + 1) for v in value]
     return value
 
@@ -110,7 +126,7 @@ def encode(kind: str, body: Dict[str, Any], *, rank: int = 0, max_bytes: int = D
     if kind not in KINDS:
         raise ProtocolError(f"unknown message kind {kind!r}")
     buffers: List[Tuple[Dict[str, Any], memoryview]] = []
-    clean = _extract(body, buffers, 1)
+    clean = _extract(body, buffers, 2)  # the header object is level 1
     if len(buffers) > MAX_BUFFERS:
         raise ProtocolError(f"{kind} message carries {len(buffers)} arrays; at most {MAX_BUFFERS} fit in one")
     header = {"v": PROTOCOL_VERSION, "kind": kind, "rank": rank, "body": clean, "buffers": [b[0] for b in buffers]}
@@ -155,7 +171,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
     total = sum(v.nbytes for v in views)
     if total > max_bytes:
         raise MessageTooLarge(f"received a {total}-byte message; the IPC size cap is {max_bytes} bytes")
-    header = load_header(views[0], max_header_bytes=header_limit(max_bytes))
+    head = bytes(views[0]) if views[0].nbytes <= header_limit(max_bytes) else views[0]  # no copy of a huge one
+    header = load_header(head, max_header_bytes=header_limit(max_bytes))
     kind, rank, body, specs = check_header(header, len(views) - 1)
     check_buffer_sizes(kind, specs, [v.nbytes for v in views[1:]])
     arrays: List[Any] = []
@@ -165,4 +182,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
         for spec, view in zip(specs, views[1:]):
             count = buffer_nbytes(spec) // np.dtype(spec["dtype"]).itemsize
             arrays.append(np.frombuffer(view, dtype=np.dtype(spec["dtype"]), count=count).reshape(spec["shape"]))
-    return Message(kind=kind, body=_restore(body, arrays), rank=rank, nbytes=total, arrays=arrays)
+    if arrays or (
+        isinstance(head, bytes) and b"__ndarray__" in head
+    ):  # the walk costs as much as the parse: only when needed
+        body = _restore(body, arrays)
+    return Message(kind=kind, body=body, rank=rank, nbytes=total, arrays=arrays)

@@ -9,7 +9,7 @@ newer worker may add some); the executor reads only the checked ones.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 from lute_kernel.errors import ProtocolError
 
@@ -62,18 +62,26 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _matches(value: Any, what: str) -> bool:
-    if what.endswith(_OPTIONAL):
-        return value is None or _matches(value, what[: -len(_OPTIONAL)])
-    if what == _STR:
-        return isinstance(value, str)
-    if what == _INT:
-        return _is_int(value)
-    if what == _NUMBER:
-        return _is_int(value) or isinstance(value, float)
-    if what == "a task status":
-        return isinstance(value, str) and value in RESULT_STATUSES
-    return True
+def _is_number(value: Any) -> bool:
+    return isinstance(value, float) or _is_int(value)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+_IS: Mapping[str, Callable[[Any], bool]] = {
+    _STR: _is_str,
+    _INT: _is_int,
+    _NUMBER: _is_number,
+    _STR + _OPTIONAL: lambda value: value is None or isinstance(value, str),
+    _NUMBER + _OPTIONAL: lambda value: value is None or _is_number(value),
+    "a task status": lambda value: isinstance(value, str) and value in RESULT_STATUSES,
+}
+_CHECKS = {
+    kind: [(name, _IS[what], what, required) for name, (what, required) in fields.items() if what != _ANY]
+    for kind, fields in BODY_FIELDS.items()
+}
 
 
 def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], List[Dict[str, Any]]]:
@@ -114,12 +122,12 @@ def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], Li
 
 def check_body(kind: str, body: Mapping[str, Any]) -> None:
     """Check the fields a ``kind`` message's body must (or may) have."""
-    for name, (what, required) in BODY_FIELDS[kind].items():
+    for name, valid, what, required in _CHECKS[kind]:
         if name not in body:
             if required:
                 raise ProtocolError(f"{kind} message: body has no {name!r}")
             continue
-        if not _matches(body[name], what):
+        if not valid(body[name]):
             raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(body[name])}")
 
 

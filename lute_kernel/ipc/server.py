@@ -19,7 +19,7 @@ import zmq
 
 from lute_kernel.errors import LaunchError
 from lute_kernel.ipc import tcp
-from lute_kernel.ipc.admission import HANDSHAKES, Admission
+from lute_kernel.ipc.admission import HANDSHAKES, INTERNAL, Admission
 from lute_kernel.ipc.connections import ConnectionLedger
 from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES, Message, encode
 
@@ -150,7 +150,11 @@ class IpcServer:
                 self._answer_zap(frames)
                 continue
             known = len(self.admission.peers)
-            message = self.admission.admit(frames)
+            try:
+                message = self.admission.admit(frames)
+            except Exception as exc:  # a bug in a check must not end the run: drop the frame set, say so once
+                self.admission.tally.add(INTERNAL, f"{type(exc).__name__}: {exc}")
+                continue
             if message is None:
                 continue
             if len(self.admission.peers) > known:  # a new rank said hello: bind its connection

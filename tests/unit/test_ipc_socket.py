@@ -286,3 +286,22 @@ def test_a_long_run_dir_is_refused_before_binding(run_dir: Path) -> None:
     with pytest.raises(LaunchError, match="over the 107-byte unix limit"):
         IpcServer(deep, TOKEN)
     assert list(deep.iterdir()) == []
+
+
+def test_a_failing_check_drops_the_frame_set_instead_of_raising(
+    server: IpcServer, clients: List[IpcClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = connect(server, clients)
+    client.send("hello", HELLO)
+    receive(server, 1)
+
+    def broken(frames: Any) -> Any:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(server.admission, "admit", broken)
+    client.send("log", log("lost"))
+    assert settle(server) == []
+    assert server.rejection_note() == (
+        "IPC socket: dropped 1 frame sets that the checks failed on (a kernel bug: please report it)"
+        " (first: TypeError: a bug)"
+    )

@@ -361,16 +361,19 @@ def test_encode_sends_non_finite_floats_as_null_and_refuses_huge_integers() -> N
 def test_nesting_is_bounded_on_both_ends() -> None:
     from lute_kernel.ipc.bounded_json import MAX_DEPTH
 
-    def nested(depth: int) -> Any:
-        value: Any = 1
-        for _ in range(depth):
+    def nested(lists: int, leaf: Any = 1) -> Any:
+        value: Any = leaf
+        for _ in range(lists):
             value = [value]
         return value
 
-    ok = {**LOG_BODY, "x": nested(MAX_DEPTH - 2)}  # header object + body object + the lists
-    assert decode(encode("log", ok)).body == ok
-    with pytest.raises(ProtocolError, match=f"^message nests lists or objects deeper than {MAX_DEPTH} levels$"):
-        encode("log", {**LOG_BODY, "x": nested(MAX_DEPTH)})
+    # JSON levels: the header object 1, the body object 2, then the lists (an array's reference is an object).
+    for fits in (nested(MAX_DEPTH - 2), nested(MAX_DEPTH - 3, np.zeros(1)), [{"a": {"b": nested(MAX_DEPTH - 5)}}]):
+        body = {**LOG_BODY, "x": fits}
+        assert repr(decode(encode("log", body)).body) == repr(body)
+    for too_deep in (nested(MAX_DEPTH - 1), nested(MAX_DEPTH - 2, np.zeros(1)), [{"a": {"b": nested(MAX_DEPTH - 4)}}]):
+        with pytest.raises(ProtocolError, match=f"^message nests lists or objects deeper than {MAX_DEPTH} levels$"):
+            encode("log", {**LOG_BODY, "x": too_deep})
     deep = raw_header(body={**LOG_BODY, "x": nested(MAX_DEPTH - 1)})
     with pytest.raises(ProtocolError, match=f"^header nests lists or objects deeper than {MAX_DEPTH} levels$"):
         decode([deep])
