@@ -65,7 +65,7 @@ def _token_reason(frames: Sequence[Any], token: bytes) -> Optional[str]:
     candidate = frames[1].buffer if hasattr(frames[1], "buffer") else memoryview(frames[1])
     if candidate.nbytes != len(token):  # the length is no secret: the token's is fixed for every run
         return f"a {candidate.nbytes}-byte first frame where the token goes"
-    if not hmac.compare_digest(bytes(candidate), token):
+    if not hmac.compare_digest(candidate, token):
         return "a wrong token"
     return None
 

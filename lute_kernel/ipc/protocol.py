@@ -168,16 +168,18 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
     if len(frames) > 1 + MAX_BUFFERS:
         raise ProtocolError(f"message of {len(frames)} frames; at most {1 + MAX_BUFFERS} are allowed")
     views = [f.buffer if hasattr(f, "buffer") else memoryview(f) for f in frames]
-    total = sum(v.nbytes for v in views)
+    total = sum(v.nbytes for v in views) if len(views) > 1 else views[0].nbytes
     if total > max_bytes:
         raise MessageTooLarge(f"received a {total}-byte message; the IPC size cap is {max_bytes} bytes")
-    head = bytes(views[0]) if views[0].nbytes <= header_limit(max_bytes) else views[0]  # no copy of a huge one
-    header = load_header(head, max_header_bytes=header_limit(max_bytes))
+    limit = header_limit(max_bytes)
+    head = bytes(views[0]) if views[0].nbytes <= limit else views[0]  # a huge one is refused uncopied
+    header = load_header(head, max_header_bytes=limit)
     kind, rank, body, specs = check_header(header, len(views) - 1)
-    check_buffer_sizes(kind, specs, [v.nbytes for v in views[1:]])
     arrays: List[Any] = []
     if specs:
         import numpy as np
+
+        check_buffer_sizes(kind, specs, [v.nbytes for v in views[1:]])
 
         for spec, view in zip(specs, views[1:]):
             count = buffer_nbytes(spec) // np.dtype(spec["dtype"]).itemsize

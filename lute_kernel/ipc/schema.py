@@ -97,7 +97,7 @@ def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], Li
     if not _is_int(version) or version != PROTOCOL_VERSION:
         shown = brief(version) if isinstance(version, (int, float, str, type(None))) else _kind_of(version)
         raise ProtocolError(f"unsupported protocol version {shown}")
-    if set(header) != HEADER_KEYS:
+    if header.keys() != HEADER_KEYS:
         extra, missing = sorted(set(header) - HEADER_KEYS), sorted(HEADER_KEYS - set(header))
         raise ProtocolError(f"header keys wrong (unknown: {brief(extra)}, missing: {missing})")
     kind = header["kind"]

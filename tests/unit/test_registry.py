@@ -216,6 +216,7 @@ def test_default_discovery_reads_lute_tasks_path_first(monkeypatch: pytest.Monke
         "ProbeEnvironment",
         "MpiRankCrash",
         "MpiReport",
+        "IpcStrangerTarget",
     }
     assert registry.failures == []
     monkeypatch.delenv("LUTE_TASKS_PATH")
