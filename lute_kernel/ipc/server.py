@@ -93,6 +93,13 @@ class IpcServer:
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_bytes + FRAME_MARGIN)
         self.socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         self.monitor = self.socket.get_monitor_socket(_MONITOR_EVENTS)
+        try:
+            self._bind(run_dir, transport, tcp_host, curve)
+        except BaseException:
+            self.close()  # no context or socket left behind by a launch that did not happen
+            raise
+
+    def _bind(self, run_dir: Path, transport: str, tcp_host: Optional[str], curve: Optional[bool]) -> None:
         if transport == "tcp":
             # Ranks on other nodes cannot reach a unix socket. Bind the one interface they use; with
             # CURVE only peers holding the token's key get past the handshake, and the token frame
@@ -101,13 +108,13 @@ class IpcServer:
             self.socket.setsockopt(zmq.IPV6, int(ipv6))
             if tcp.curve_available() if curve is None else curve:
                 self.server_key = tcp.secure_server(self.socket)
-                self._expected_client_key = tcp.client_public(token)
+                self._expected_client_key = tcp.client_public(self.token)
             try:
                 self.socket.bind(tcp.endpoint(address, "*"))  # a port the system picks
             except zmq.ZMQError as exc:
-                self.close()
                 raise LaunchError(f"cannot bind a TCP port on {address}: {exc}") from None
-            self.endpoint = tcp.endpoint(address, self.socket.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+            port = self.socket.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
+            self.endpoint = tcp.endpoint(address, port)
         else:
             self.endpoint = endpoint_for(run_dir)
             self.socket.bind(self.endpoint)
