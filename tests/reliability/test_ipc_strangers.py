@@ -150,9 +150,13 @@ def test_a_stranger_cannot_crash_stall_bloat_or_speak_for_the_task(
         finally:
             os.close(kernel_fd)
             os.close(ready)
-            if kernel.poll() is None:
-                kernel.kill()
-                kernel.wait()
+            if kernel.poll() is None:  # a failed case: SIGTERM first, so the kernel tears the Task down
+                kernel.terminate()
+                try:
+                    kernel.wait(30)
+                except subprocess.TimeoutExpired:
+                    kernel.kill()
+                    kernel.wait()
         stdout, stderr = Path(out.name).read_text(), Path(err.name).read_text()
     where = (
         f"{transport}/{who}/{attack}: report {report}, growth {growth >> 20} MiB\n{stdout[-2000:]}\n{stderr[-2000:]}"
