@@ -43,8 +43,8 @@ import os, sys, time
 from lute_kernel.ipc.client import IpcClient
 
 endpoint, token, mode, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-client = IpcClient(endpoint)
-client.send("hello", {"token": token, "pid": os.getpid(), "python": sys.version.split()[0]})
+client = IpcClient(endpoint, token=token)
+client.send("hello", {"pid": os.getpid(), "python": sys.version.split()[0]})
 client.receive(60_000)  # the "params" reply: the parent's clock starts when it sends it
 t0 = time.perf_counter()
 if mode == "log":

@@ -173,6 +173,7 @@ class LaunchSession:
             inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
             env[f"{prefix}LUTE_IPC_ENDPOINT"] = inside or self.server.endpoint
             env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
+            env[f"{prefix}LUTE_IPC_SERVER_KEY"] = self.server.server_key  # CURVE public key on TCP; "" without
             # The worker then fails at send time, with advice, rather than the kernel at receive time.
             env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
             self.poller.register(self.server.socket, zmq.POLLIN)
@@ -303,6 +304,9 @@ class LaunchSession:
                     stream.close()
             os.close(self.pidfd)
         if self.server is not None:
+            note = self.server.rejection_note()  # strangers on the socket: said once, never fatal
+            if note:
+                self.on_event(RunEvent("log", note, 0, "WARNING"))
             self.server.close(self.run_dir / SOCKET_NAME)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 

@@ -1,8 +1,9 @@
 """The entry point inside the Task's process: ``python -m lute_kernel.worker``.
 
-Connects to the kernel's socket (``LUTE_IPC_ENDPOINT``), says hello with the run token and its
-rank, receives the validated parameters, re-validates them (worker context: host-only checks
-skipped), runs the Task, and streams log/progress/result/error then bye. Depends on pyzmq and
+Connects to the kernel's socket (``LUTE_IPC_ENDPOINT``; ``LUTE_IPC_SERVER_KEY`` for CURVE over
+TCP), puts the run token (``LUTE_IPC_TOKEN``) in front of every message, says hello with its rank,
+receives the validated parameters, re-validates them (worker context: host-only checks skipped),
+runs the Task, and streams log/progress/result/error then bye. Depends on pyzmq and
 pydantic only, and uses Python 3.9 syntax: it runs inside every image.
 
 Exit codes: 0 the Task completed; 1 the Task raised; 3 the protocol failed (no parameters, bad frames).
@@ -17,6 +18,9 @@ import sys
 import traceback
 from typing import Any, Dict, Optional
 
+import zmq
+
+from lute_kernel.errors import ProtocolError
 from lute_kernel.ipc.client import IpcClient
 from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
 from lute_kernel.parameters import WORKER_CONTEXT
@@ -106,6 +110,18 @@ def _abort_mpi_job(client: IpcClient) -> None:
         world.Abort(EXIT_TASK_RAISED)
 
 
+def _connect(endpoint: str) -> IpcClient:
+    """The client for this rank, from the variables the kernel set (never argv: the token is secret)."""
+    max_bytes = os.environ.get("LUTE_IPC_MAX_BYTES", "")
+    return IpcClient(
+        endpoint,
+        token=os.environ.get("LUTE_IPC_TOKEN", ""),
+        rank=_rank(),
+        max_bytes=int(max_bytes) if max_bytes.isdigit() else DEFAULT_MAX_BYTES,
+        server_key=os.environ.get("LUTE_IPC_SERVER_KEY") or None,
+    )
+
+
 def main() -> int:
     """Run one Task as directed by the kernel; return the process exit code."""
     endpoint = os.environ.get("LUTE_IPC_ENDPOINT")
@@ -115,8 +131,11 @@ def main() -> int:
             file=sys.stderr,
         )
         return EXIT_PROTOCOL
-    max_bytes = int(os.environ.get("LUTE_IPC_MAX_BYTES", DEFAULT_MAX_BYTES))
-    client = IpcClient(endpoint, rank=_rank(), max_bytes=max_bytes)
+    try:
+        client = _connect(endpoint)
+    except (ProtocolError, ValueError, zmq.ZMQError) as exc:
+        print(f"lute_kernel.worker: cannot connect to the kernel: {exc}", file=sys.stderr)
+        return EXIT_PROTOCOL
     handler = IpcLogHandler(client)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
@@ -124,14 +143,7 @@ def main() -> int:
     root.setLevel(logging.INFO)
     code = EXIT_PROTOCOL
     try:
-        client.send(
-            "hello",
-            {
-                "token": os.environ.get("LUTE_IPC_TOKEN", ""),
-                "pid": os.getpid(),
-                "python": platform.python_version(),
-            },
-        )
+        client.send("hello", {"pid": os.getpid(), "python": platform.python_version()})
         request = client.receive(PARAMS_TIMEOUT_MS)
         if request.kind != "params":
             raise RuntimeError(f"expected params, got {request.kind}")

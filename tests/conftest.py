@@ -80,12 +80,13 @@ sys.path.insert(0, str(Path(__file__).parent / "reliability"))
 sys.path.insert(0, str(Path(__file__).parent / "integration"))  # e2e helpers, shared with the reliability suite
 import figures  # noqa: E402  (tests/reliability/figures.py)
 
-RELIABILITY_DIR = Path(__file__).parent / "reliability"
+RELIABILITY_DIR = Path(__file__).resolve().parent / "reliability"
 
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Every test under tests/reliability carries the ``reliability`` marker (``just reliability``)."""
     for item in items:
-        if RELIABILITY_DIR in Path(str(item.fspath)).parents:
+        if RELIABILITY_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.reliability)
 
 

@@ -1,8 +1,12 @@
-"""The wire format: one JSON header frame, then one raw frame per array. Never pickle.
+"""The wire format (v2): one JSON header frame, then one raw frame per array. Never pickle.
 
-Owns encoding and decoding of messages. Header: ``{"v": 1, "kind": …, "rank": …, "body": …,
+Owns encoding and decoding of one message. Header: ``{"v": 2, "kind": …, "rank": …, "body": …,
 "buffers": [{"dtype": "<f8", "shape": [8000]}, …]}``; inside ``body`` an array is replaced by
-``{"__ndarray__": i}`` pointing at buffer frame ``i``. Sizes are capped on both ends.
+``{"__ndarray__": i}`` pointing at buffer frame ``i``. A worker puts the run's token in a frame of
+its own *before* these (``client``), and the kernel checks it before calling ``decode``
+(``admission``). Decoding is strict and bounded: total size, frame count, header size, nesting depth
+and numbers are limited (``bounded_json``), every field is typed (``schema``), each buffer's bytes
+must match its dtype and shape; anything else is a ``ProtocolError``, never another exception.
 Runs in the worker too: stdlib only (numpy is imported only when an array is actually present).
 """
 
@@ -10,15 +14,28 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from lute_kernel.errors import MessageTooLarge, ProtocolError
+from lute_kernel.ipc.bounded_json import INT_LIMIT, MAX_DEPTH, load_header
+from lute_kernel.ipc.schema import (
+    KINDS,
+    MAX_BUFFERS,
+    PROTOCOL_VERSION,
+    brief,
+    buffer_nbytes,
+    check_buffer_sizes,
+    check_header,
+)
 
-PROTOCOL_VERSION = 1
-KINDS = frozenset({"hello", "params", "log", "progress", "result", "error", "bye"})
+__all__ = ["DEFAULT_MAX_BYTES", "KINDS", "MAX_BUFFERS", "PROTOCOL_VERSION", "Message", "decode", "encode"]
+
 DEFAULT_MAX_BYTES = 1 << 30
 """Default cap on one message (header plus buffers): 1 GiB."""
+MAX_HEADER_BYTES = 64 << 20
+"""Cap on the JSON header frame (64 MiB, or the message cap if smaller): arrays go as raw frames."""
 
 Frame = Union[bytes, memoryview]
 
@@ -34,56 +51,94 @@ class Message:
     arrays: List[Any] = field(default_factory=list)
 
 
-def _is_array(value: Any) -> bool:
-    if not (hasattr(value, "__array_interface__") and hasattr(value, "dtype")):
-        return False
-    import numpy as np  # already imported by whoever made the value
+def header_limit(max_bytes: int) -> int:
+    """Largest header frame accepted under a message cap of ``max_bytes``."""
+    return min(max_bytes, MAX_HEADER_BYTES)
 
-    return not isinstance(value, np.generic)  # numpy scalars travel as JSON numbers
+
+def _numpy_kind(value: Any) -> str:
+    """Return "array", "scalar" or "" (not numpy); numpy is imported already when a value has a dtype."""
+    if not hasattr(value, "dtype"):
+        return ""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return "scalar"
+    return "array" if hasattr(value, "__array_interface__") else ""
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalar
-        return value.item()
     if isinstance(value, enum.Enum):
         return value.value
     return str(value)
 
 
-def _extract(value: Any, buffers: List[Tuple[Dict[str, Any], memoryview]]) -> Any:
-    if _is_array(value):
+def _too_deep(depth: int) -> ProtocolError:
+    return ProtocolError(f"message nests lists or objects deeper than {MAX_DEPTH} levels")
+
+
+def _extract(value: Any, buffers: List[Tuple[Dict[str, Any], memoryview]], depth: int) -> Any:
+    """Replace arrays by references (collecting their bytes) and check what decode will refuse.
+
+    ``depth`` is the JSON nesting level a container here would have (the body itself is at 2).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # the common leaves first: a log line is all strings
+        return value
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            raise _too_deep(depth)
+        return {str(k): _extract(v, buffers, depth + 1) for k, v in value.items()}
+    numpy_kind = _numpy_kind(value)
+    if numpy_kind == "scalar":  # a numpy scalar travels as a JSON number
+        value, numpy_kind = value.item(), ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity, and the kernel refuses them
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value < INT_LIMIT:
+        raise ProtocolError(f"the integer {value} does not fit in 64 bits; send it as a string")
+    if numpy_kind == "array":
         import numpy as np
 
+        if depth > MAX_DEPTH:  # its reference is an object
+            raise _too_deep(depth)
         array = np.asarray(value, order="C")  # not ascontiguousarray: that makes 0-d arrays 1-d
         view = memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # raw bytes, also empty
         buffers.append(({"dtype": array.dtype.str, "shape": list(array.shape)}, view))
         return {"__ndarray__": len(buffers) - 1}
-    if isinstance(value, dict):
-        return {str(k): _extract(v, buffers) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_extract(v, buffers) for v in value]
+    if isinstance(value, enum.Enum):
+        return _extract(value.value, buffers, depth)
+    if isinstance(value, (dict, list, tuple)):
+        if depth > MAX_DEPTH:
+            raise _too_deep(depth)
+        if isinstance(value, dict):
+            return {str(k): _extract(v, buffers, depth + 1) for k, v in value.items()}
+        return [_extract(v, buffers, depth + 1) for v in value]
     return value
 
 
 def encode(kind: str, body: Dict[str, Any], *, rank: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> List[Frame]:
-    """Return the frames of one message; raise MessageTooLarge over ``max_bytes``."""
+    """Return the frames of one message (without the token frame a worker puts first).
+
+    Raises:
+        MessageTooLarge: Over ``max_bytes``, or a header over ``header_limit(max_bytes)``.
+        ProtocolError: An unknown kind, too many arrays, too deep nesting, an integer beyond 64 bits.
+    """
     if kind not in KINDS:
         raise ProtocolError(f"unknown message kind {kind!r}")
     buffers: List[Tuple[Dict[str, Any], memoryview]] = []
-    clean = _extract(body, buffers)
-    header = {
-        "v": PROTOCOL_VERSION,
-        "kind": kind,
-        "rank": rank,
-        "body": clean,
-        "buffers": [b[0] for b in buffers],
-    }
-    head = json.dumps(header, default=_json_default, allow_nan=True).encode()
+    clean = _extract(body, buffers, 2)  # the header object is level 1
+    if len(buffers) > MAX_BUFFERS:
+        raise ProtocolError(f"{kind} message carries {len(buffers)} arrays; at most {MAX_BUFFERS} fit in one")
+    header = {"v": PROTOCOL_VERSION, "kind": kind, "rank": rank, "body": clean, "buffers": [b[0] for b in buffers]}
+    head = json.dumps(header, default=_json_default, allow_nan=False).encode()
     total = len(head) + sum(b[1].nbytes for b in buffers)
+    advice = "; write large data to a file under work_dir and send its path"
     if total > max_bytes:
+        raise MessageTooLarge(f"{kind} message of {total} bytes exceeds the IPC size cap of {max_bytes} bytes{advice}")
+    if len(head) > header_limit(max_bytes):
         raise MessageTooLarge(
-            f"{kind} message of {total} bytes exceeds the IPC size cap of {max_bytes} bytes;"
-            " write large data to a file under work_dir and send its path"
+            f"{kind} message header of {len(head)} bytes exceeds the {header_limit(max_bytes)}-byte header"
+            f" limit (send arrays as numpy arrays){advice}"
         )
     return [head, *(b[1] for b in buffers)]
 
@@ -91,7 +146,10 @@ def encode(kind: str, body: Dict[str, Any], *, rank: int = 0, max_bytes: int = D
 def _restore(value: Any, arrays: List[Any]) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and "__ndarray__" in value:
-            return arrays[int(value["__ndarray__"])]
+            index = value["__ndarray__"]
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(arrays):
+                raise ProtocolError(f"array reference {brief(index)} does not name one of {len(arrays)} buffers")
+            return arrays[index]
         return {k: _restore(v, arrays) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore(v, arrays) for v in value]
@@ -99,34 +157,35 @@ def _restore(value: Any, arrays: List[Any]) -> Any:
 
 
 def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
-    """Decode frames (bytes, memoryviews or zmq Frames) into a Message; validate version and kind."""
+    """Decode frames (bytes, memoryviews or zmq Frames; no token frame) into a Message.
+
+    Raises:
+        MessageTooLarge: Over ``max_bytes`` in total.
+        ProtocolError: Anything else that is not a well-formed message.
+    """
     if not frames:
         raise ProtocolError("empty message")
+    if len(frames) > 1 + MAX_BUFFERS:
+        raise ProtocolError(f"message of {len(frames)} frames; at most {1 + MAX_BUFFERS} are allowed")
     views = [f.buffer if hasattr(f, "buffer") else memoryview(f) for f in frames]
-    total = sum(v.nbytes for v in views)
+    total = sum(v.nbytes for v in views) if len(views) > 1 else views[0].nbytes
     if total > max_bytes:
         raise MessageTooLarge(f"received a {total}-byte message; the IPC size cap is {max_bytes} bytes")
-    try:
-        header = json.loads(bytes(views[0]))
-    except ValueError as exc:
-        raise ProtocolError(f"header frame is not JSON: {exc}") from None
-    if not isinstance(header, dict) or header.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {header.get('v') if isinstance(header, dict) else None!r}")
-    kind = header.get("kind")
-    if kind not in KINDS:
-        raise ProtocolError(f"unknown message kind {kind!r}")
-    specs = header.get("buffers") or []
-    if len(specs) != len(views) - 1:
-        raise ProtocolError(f"{kind} message announces {len(specs)} buffers but carries {len(views) - 1}")
+    limit = header_limit(max_bytes)
+    head = bytes(views[0]) if views[0].nbytes <= limit else views[0]  # a huge one is refused uncopied
+    header = load_header(head, max_header_bytes=limit)
+    kind, rank, body, specs = check_header(header, len(views) - 1)
     arrays: List[Any] = []
-    try:  # a peer's bad buffer description must be a ProtocolError, not a crash of the caller
-        if specs:
-            import numpy as np
+    if specs:
+        import numpy as np
 
-            for spec, view in zip(specs, views[1:]):
-                arrays.append(np.frombuffer(view, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"]))
-        body = _restore(header.get("body") or {}, arrays)
-        rank = int(header.get("rank", 0))
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        raise ProtocolError(f"{kind} message has bad buffers: {type(exc).__name__}: {exc}") from None
+        check_buffer_sizes(kind, specs, [v.nbytes for v in views[1:]])
+
+        for spec, view in zip(specs, views[1:]):
+            count = buffer_nbytes(spec) // np.dtype(spec["dtype"]).itemsize
+            arrays.append(np.frombuffer(view, dtype=np.dtype(spec["dtype"]), count=count).reshape(spec["shape"]))
+    if arrays or (
+        isinstance(head, bytes) and b"__ndarray__" in head
+    ):  # the walk costs as much as the parse: only when needed
+        body = _restore(body, arrays)
     return Message(kind=kind, body=body, rank=rank, nbytes=total, arrays=arrays)

@@ -309,6 +309,7 @@ def test_default_discovery_reads_lute_tasks_path_then_the_builtin_package(
         "ProbeEnvironment",
         "MpiRankCrash",
         "MpiReport",
+        "IpcStrangerTarget",
     }
     assert registry.failures == []
     assert registry.get("Test").source == str(REPO / "tasks" / "test.py")  # the checkout's own files
