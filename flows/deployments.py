@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 from uuid import UUID
 
+_LOG_PAGE = 200
 ENTRYPOINT = "flows/lute_dag.py:lute_dag"
 """The flow, relative to the folder that holds the ``flows`` package."""
 
@@ -117,15 +118,14 @@ def follow(
     Polls the server every ``poll_seconds`` (Prefect's own followers poll too).
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
-    from prefect.client.schemas.sorting import LogSort
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.states import Cancelling
 
     interrupted: List[int] = []
     previous = {
         s: signal.signal(s, lambda signum, _f: interrupted.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)
     }
-    seen_logs: set[UUID] = set()
+    seen_logs: Dict[UUID, Any] = {}
     task_states: Dict[UUID, str] = {}
     names: Dict[UUID, str] = {}
     try:
@@ -136,27 +136,19 @@ def follow(
                     client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
                     interrupted[0] = 0
                 run = client.read_flow_run(flow_run_id)
-                for task_run in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-                ):
+                task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+                for task_run in sorted(task_runs, key=lambda t: str(t.start_time or t.expected_start_time or "")):
                     names[task_run.id] = task_run.name or str(task_run.id)
                     state = (task_run.state.name if task_run.state else None) or "?"
                     if task_states.get(task_run.id) != state:
                         task_states[task_run.id] = state
                         on_state(names[task_run.id], state)
-                logs = client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                    sort=LogSort.TIMESTAMP_ASC,
-                )
-                for log in logs:
-                    if log.id not in seen_logs:
-                        seen_logs.add(log.id)
-                        on_log(
-                            names.get(log.task_run_id, "flow") if log.task_run_id else "flow",
-                            _level(log.level),
-                            log.message,
-                        )
+                new_logs = _print_new_logs(client, flow_run_id, seen_logs, names, on_log)
                 if run.state is not None and run.state.is_final():
+                    # The flow's last lines reach the server in its last log batch: read until none come.
+                    while new_logs:
+                        time.sleep(poll_seconds)
+                        new_logs = _print_new_logs(client, flow_run_id, seen_logs, names, on_log)
                     table = _table_artifact(client, flow_run_id)
                     return FollowedRun(
                         flow_run_id, run.state.type.value, run.state.name or "", run.state.message or "", table
@@ -165,6 +157,37 @@ def follow(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _print_new_logs(
+    client: Any,
+    flow_run_id: UUID,
+    seen: Dict[UUID, Any],
+    names: Dict[UUID, str],
+    on_log: Callable[[str, str, str], None],
+) -> int:
+    """Hand on the flow run's log lines not seen yet, oldest first, a page at a time; return how many."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
+    from prefect.client.schemas.sorting import LogSort
+
+    count = 0
+    while True:
+        after = max(seen.values()) if seen else None
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]), timestamp=LogFilterTimestamp(after_=after)
+            ),
+            sort=LogSort.TIMESTAMP_ASC,
+            limit=_LOG_PAGE,
+        )
+        fresh = [log for log in logs if log.id not in seen]
+        for log in fresh:
+            seen[log.id] = log.timestamp
+            step = names.get(log.task_run_id, "step") if log.task_run_id else "flow"
+            on_log(step, _level(log.level), log.message)
+        count += len(fresh)
+        if len(logs) < _LOG_PAGE or not fresh:
+            return count
 
 
 def _level(number: int) -> str:

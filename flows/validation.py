@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from pydantic import ValidationError
 
 from flows.graph import FlowGraph, Step
-from flows.sweep_config import derived_config_text, with_values, write_derived_config
+from flows.sweep_config import FLOWS_DIR, derived_config_text, with_values, write_derived_config
 from lute_kernel.config import LoadedConfig, load_config
 from lute_kernel.errors import InputError, UnknownTaskError
 from lute_kernel.parameters import AnalysisHeader, RecordedMiss, noting_recorded_misses
@@ -201,13 +201,17 @@ def _plan_step(ctx: _Context, step: Step) -> PlannedStep:
 
 
 def _command(ctx: _Context, step: Step, task: str, sbatch: Sequence[str]) -> Tuple[str, ...]:
-    config = (
-        f"<{step.label}.yaml: {ctx.config.path} with {_shown(step.params)}>" if step.params else str(ctx.config.path)
-    )
+    config = _sweep_config_path(ctx, step) if step.params else str(ctx.config.path)
     site = ["--site", ctx.site.name] + (["--runtime", ctx.runtime] if ctx.runtime else [])
     if ctx.backend == "slurm":
         return ("lute-kernel", "submit", task, "-c", config, *site, "--wait", "--cancel-on-exit", "--", *sbatch)
     return ("lute-kernel", "run", task, "-c", config, *site)
+
+
+def _sweep_config_path(ctx: _Context, step: Step) -> str:
+    """Where the flow writes a sweep run's config when it starts: the user's config with the run's values."""
+    work_dir = ctx.header.work_dir if ctx.header is not None else "<work_dir>"
+    return str(Path(work_dir) / FLOWS_DIR / "<flow run>" / f"{step.label}.yaml")
 
 
 def _shown(params: Tuple[Tuple[str, Any], ...]) -> str:
@@ -306,13 +310,20 @@ def _launch_argv(ctx: _Context, step: Step, spec: TaskSpec, sbatch: Sequence[str
             host_env=ctx.env,
             sbatch_args=tuple(sbatch),
         )
-        return tuple(submission.command)
+        return _as_run(ctx, step, submission.command, path)
     from lute_kernel.api import prepare
 
     prepared = prepare(
         spec.name, path, site=ctx.site.name, runtime=ctx.runtime, registry=ctx.registry, host_env=ctx.env
     )
-    return tuple(prepared.plan.argv)
+    return _as_run(ctx, step, prepared.plan.argv, path)
+
+
+def _as_run(ctx: _Context, step: Step, argv: Sequence[str], checked: Path) -> Tuple[str, ...]:
+    """The argv as the flow will run it (a sweep run's config at its place, not the check's temporary one)."""
+    if not step.params:
+        return tuple(argv)
+    return tuple(arg.replace(str(checked), _sweep_config_path(ctx, step)) for arg in argv)
 
 
 def _run_dependent(raw: Any) -> bool:
