@@ -140,7 +140,7 @@ def lute_dag(
     key = run_folder
     _RUNTIMES[key] = runtime_state
     try:
-        outcome = _run_steps(key, prepared, runtime_state, logger)
+        outcome = _run_steps(key, prepared, runtime_state, logger, in_cli=hooks is not None)
     finally:
         _RUNTIMES.pop(key, None)
         backend_impl.close()
@@ -179,8 +179,14 @@ def _backend(prepared: PreparedFlow, hooks: Optional[local_hooks.LocalHooks]) ->
     return LocalBackend(hooks.node_server if hooks else None)
 
 
-def _run_steps(key: str, prepared: PreparedFlow, runtime: FlowRuntime, logger: Any) -> State[Any]:
-    """Start steps as their rules allow, wait for them, and end the flow run's state."""
+def _run_steps(key: str, prepared: PreparedFlow, runtime: FlowRuntime, logger: Any, *, in_cli: bool) -> State[Any]:
+    """Start steps as their rules allow, wait for them, and end the flow run's state.
+
+    A termination signal cancels the steps and waits for them to end; then, in a process a worker
+    started, it is raised again, so Prefect ends the run as the worker asked (Cancelled when it
+    cancelled it). Under ``lute-kernel flow run`` (``in_cli``) the signal is the user's: the run
+    ends Cancelled and the command exits 1.
+    """
     scheduler = Scheduler(prepared.plan.graph, prepared.plan.unknown())
     done: queue.Queue[int] = queue.Queue()
     futures: Dict[int, PrefectFuture[Any]] = {}
@@ -188,6 +194,7 @@ def _run_steps(key: str, prepared: PreparedFlow, runtime: FlowRuntime, logger: A
     active: set[int] = set()
     watch = _CancelWatch(runtime, done, prepared.site.flows.poll_seconds)
     cancelled_by = ""
+    signalled: Optional[BaseException] = None
     try:
         while True:
             starting, changes = scheduler.decide()
@@ -206,13 +213,14 @@ def _run_steps(key: str, prepared: PreparedFlow, runtime: FlowRuntime, logger: A
             active.discard(finished)
             _finish(runtime, scheduler, finished, futures[finished], logger)
     except (TerminationSignal, KeyboardInterrupt) as exc:
-        signum = exc.signal if isinstance(exc, TerminationSignal) else signal.SIGINT
-        cancelled_by = f"the flow received {signal.Signals(signum).name}"
+        signalled = exc
+        cancelled_by = f"the flow received {_signal_name(exc)}"
     finally:
         watch.stop()
     if cancelled_by:
-        with _SignalsRemembered():
-            _cancel(runtime, scheduler, futures, ready, active, done, cancelled_by, logger)
+        signalled = _cancel(runtime, scheduler, futures, ready, active, done, cancelled_by, logger) or signalled
+        if signalled is not None and not in_cli:
+            raise signalled
     rows = _table(prepared, scheduler, runtime)
     _artifact(rows, prepared)
     failed = [row["step"] for row in rows if row["state"] in ("FAILED", "TIMEDOUT", "CANCELLED")]
@@ -279,30 +287,33 @@ def _cancel(
     done: queue.Queue[int],
     why: str,
     logger: Any,
-) -> None:
-    """Cancel every running step, end the pending ones, and wait for the running ones to end."""
+) -> Optional[BaseException]:
+    """Cancel every running step, end the pending ones, wait for the running ones; return a signal that came meanwhile.
+
+    Prefect's SIGTERM handler stays in place (a worker's cancellation handshake needs it): a
+    signal during the wait is caught, remembered, and the wait goes on.
+    """
     logger.warning("%s: cancelling %d running step(s)", why, len(active))
     runtime.running.cancel_all(signal.SIGTERM)
     changes = [scheduler.finished(step.id, NodeState.CANCELLED, f"{why} before it started") for step in ready]
     _report(runtime, changes + scheduler.cancel_pending(f"{why} before it started"), logger)
+    signalled: Optional[BaseException] = None
     while active:
-        finished = done.get()
+        try:
+            finished = done.get()
+        except (TerminationSignal, KeyboardInterrupt) as exc:
+            signalled = signalled or exc
+            logger.warning("%s while cancelling: the steps are being stopped already", _signal_name(exc))
+            continue
         if finished in active:
             active.discard(finished)
             _finish(runtime, scheduler, finished, futures[finished], logger)
+    return signalled
 
 
-class _SignalsRemembered:
-    """While cancelling, SIGTERM/SIGINT change nothing (the steps are being stopped already)."""
-
-    def __enter__(self) -> None:
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+def _signal_name(exc: BaseException) -> str:
+    signum = exc.signal if isinstance(exc, TerminationSignal) else signal.SIGINT
+    return signal.Signals(signum).name
 
 
 class _CancelWatch:
