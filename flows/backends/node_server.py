@@ -220,7 +220,9 @@ class NodeServer:
         if reply.get("op") != "started":
             read_end.close()
             raise RuntimeError(f"the node server did not start the step: {reply.get('message', reply)}")
-        return run_id, read_end.makefile("rb"), int(reply["pid"])
+        stream = read_end.makefile("rb")
+        read_end.close()  # the stream holds the socket open until it is closed itself
+        return run_id, stream, int(reply["pid"])
 
     def cancel(self, run_id: str, signum: int = signal.SIGTERM) -> None:
         """Send ``signum`` to a run's kernel (it cancels its Task and records the run CANCELLED)."""

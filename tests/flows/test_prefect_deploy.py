@@ -114,9 +114,9 @@ def test_deploy_and_trigger_run_the_flow_for_an_experiment_and_run(
     assert "flow run Completed" in result.stdout
     assert {"key": "Test status", "value": "RUNNING"} in posts[0][1]
     assert {token for token, _ in posts} == {"Bearer s3cr3t-token"}
-    assert [{"key": "TestSocket status", "value": "COMPLETED"}] == [
+    assert [
         item for _, body in posts for item in body if item == {"key": "TestSocket status", "value": "COMPLETED"}
-    ]
+    ] == [{"key": "TestSocket status", "value": "COMPLETED"}]
     api = worker["PREFECT_API_URL"]
     (run,) = requests.post(f"{api}/flow_runs/filter", json={"limit": 1, "sort": "START_TIME_DESC"}, timeout=10).json()
     assert run["parameters"]["experiment"] == "mfx100" and "s3cr3t" not in json.dumps(run["parameters"])

@@ -10,6 +10,7 @@ import pytest
 from lute_kernel.errors import ConfigError
 from lute_kernel.sites import (
     DEFAULT_SITE,
+    FlowSettings,
     ImageSettings,
     MpiSettings,
     SiteProfile,
@@ -52,6 +53,9 @@ def test_default_site_is_local() -> None:
         images=ImageSettings(trust_host_ca=True, run_from="sandbox"),  # image builds here trust the host's extra CAs
         slurm=SlurmSettings(partition="debug", poll_seconds=0.5),  # scripts/start-slurm.sh's one-node cluster
         mpi=MpiSettings(srun_mpi="pmi2", cpu_bind=None, oversubscribe=False),
+        flows=FlowSettings(  # DAGs name S3DF's partitions: flow steps go to the one-node cluster's, overcommitted
+            work_pool="lute-local", partition="debug", sbatch_args=["--overcommit"], retry_delay_s=1, poll_seconds=1
+        ),
     )
     assert load_site().socket_root() == Path(tempfile.gettempdir())
 
