@@ -52,8 +52,9 @@ build-image name *args:
 bench *args:
     python bench/run.py "$@"
 
-# The main job: an upstream-format DAG (config/examples/test_dag.yaml, with its failing branch) run as a
-# Prefect flow, each Task in its container; then the flow's table and the DB. Installs what it needs.
+# It installs what it needs (the flows extra, Apptainer, the smoke image), runs config/examples/test_dag.yaml
+# (with its failing branch) and shows the flow's table and the DB.
+# The main job: an upstream-format DAG run as a Prefect flow, each Task in its container.
 demo:
     #!/usr/bin/env bash
     set -euo pipefail

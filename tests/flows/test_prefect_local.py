@@ -108,13 +108,17 @@ RULES = """\
     - !ANY_SUCCESS {task_name: SocketTester}
   - task_name: SocketTester
   - !ALL_SUCCESS {task_name: WriteTester}
+  - task_name: PeakFinderSFX   # not shipped here: skipped with --allow-unknown
+    next:
+    - !ALL_COMPLETED {task_name: BinaryTester}
 """
 
 
 def test_every_trigger_rule_and_skip_propagation(
     flow_env: Dict[str, str], dag_file: Callable[[str], Path], flow_config: Callable[..., Path], work_dir: Path
 ) -> None:
-    result = flow_cli("run", str(dag_file(RULES)), "-c", str(flow_config()), "--max-parallel", "2", env=flow_env)
+    dag = dag_file(RULES)
+    result = flow_cli("run", str(dag), "-c", str(flow_config()), "--max-parallel", "2", "--allow-unknown", env=flow_env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert states(result.stdout) == {
         "Tester": "COMPLETED",
@@ -128,7 +132,10 @@ def test_every_trigger_rule_and_skip_propagation(
         "SocketTester#2": "SKIPPED",  # ANY_SUCCESS: nothing upstream succeeded
         "SocketTester#3": "COMPLETED",  # a sibling of the failing branch
         "WriteTester#2": "COMPLETED",
+        "PeakFinderSFX": "SKIPPED",
+        "BinaryTester#2": "COMPLETED",  # ALL_COMPLETED after a skip
     }
+    assert "[PeakFinderSFX] SKIPPED: unknown Task (--allow-unknown)" in result.stdout
     assert "[WriteTester] SKIPPED: ALL_SUCCESS, but BinaryErrTester FAILED" in result.stdout
     assert "[ReadTester] SKIPPED: ALL_SUCCESS, but WriteTester SKIPPED" in result.stdout
     assert len(rows(work_dir, "Test")) == 3 and statuses(work_dir, "TestWriteOutput") == ["COMPLETED"]

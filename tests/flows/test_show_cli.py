@@ -75,6 +75,24 @@ def test_show_with_a_config_prints_each_steps_command(tasks_env: Dict[str, str],
     assert not (work_dir / "lute.db").exists() and not (work_dir / ".lute").exists()
 
 
+def test_show_draws_branch_points_and_the_options_this_run_takes(
+    tasks_env: Dict[str, str], dag_file: Callable[[str], Path]
+) -> None:
+    dag = dag_file(
+        "!LUTE_DAG\ntask_name: Tester\nnext:\n- !run_type\n  DARK: {task_name: SocketTester}\n"
+        "  NOT_DARK: [{task_name: WriteTester, retries: 2}]\n- !branch_daq2\n  daq2: {task_name: BinaryTester}\n"
+        "  daq1: {task_name: BinaryErrTester}\n"
+    )
+    result = flow_cli("show", str(dag), "--run-type", "DATA", env=tasks_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("5 nodes, 5 runs; backend local")
+    assert "    ├── !run_type  (run type DATA)" in lines
+    assert "    │   ├── [DARK]  not taken" in lines and "    │   └── [NOT_DARK]  runs" in lines
+    assert "    │       └── WriteTester → TestWriteOutput  [ALL_SUCCESS; retries 2]" in lines
+    assert "    └── !branch_daq2  (DAQ given at run time)" in lines
+
+
 def test_show_with_problems_exits_2_and_draws_them(
     tasks_env: Dict[str, str], dag_file: Callable[[str], Path], flow_config: Callable[..., Path]
 ) -> None:
