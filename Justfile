@@ -48,12 +48,37 @@ build-images *names:
 build-image name *args:
     lute-kernel images build "$@"
 
-# Benchmarks: kernel overhead vs bare Python, IPC msg/s and MB/s. Writes bench/results/latest.json.
+# Benchmarks: kernel overhead vs bare Python, IPC msg/s and MB/s, containers, MPI, flows. Writes bench/results/latest.json.
 bench *args:
     python bench/run.py "$@"
 
-# Run real Tasks end to end from config/examples/test.yaml, in a fresh .demo/work.
+# It installs what it needs (the flows extra, Apptainer, the smoke image), runs config/examples/test_dag.yaml
+# (with its failing branch) and shows the flow's table and the DB.
+# The main job: an upstream-format DAG run as a Prefect flow, each Task in its container.
 demo:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    python -c "import prefect" 2>/dev/null || { echo "==> installing the flows extra (Prefect)"; pip install --quiet -e ".[flows]"; }
+    command -v apptainer >/dev/null || bash scripts/install-apptainer.sh
+    echo "==> lute-kernel images build base smoke (seconds when cached)"
+    lute-kernel images build base smoke
+    export LUTE_REPO="$PWD" LUTE_WORK_DIR="$PWD/.demo/flow" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+    rm -rf "$LUTE_WORK_DIR" && mkdir -p "$LUTE_WORK_DIR"
+    dag=config/examples/test_dag.yaml cfg=config/examples/test.yaml
+    step() { printf '\n==> %s\n' "$*"; "$@"; }
+    step lute-kernel flow show "$dag" -c "$cfg" --runtime apptainer
+    # No PREFECT_API_URL: Prefect starts a temporary local server for this one flow run (~15 s).
+    # BinaryErrTester fails on purpose: exit code 1, and every other branch completes.
+    rc=0
+    step lute-kernel flow run "$dag" -c "$cfg" --runtime apptainer --experiment xpptut15 --run 14 || rc=$?
+    if [[ $rc -ne 1 ]]; then echo "demo: the flow should exit 1 (BinaryErrTester fails on purpose), got $rc" >&2; exit 1; fi
+    echo "(exit code 1, as expected: BinaryErrTester failed, its siblings completed)"
+    step lute-kernel db ls -c "$cfg"
+    step lute-kernel db show TestReadOutput -c "$cfg"
+    printf '\ndemo: done. The DB is %s/lute.db; the fast local-only demo: ./dev demo-local\n' "$LUTE_WORK_DIR"
+
+# The fast local-only demo (no images, no Prefect): run the test Tasks one by one from config/examples/test.yaml.
+demo-local:
     #!/usr/bin/env bash
     set -euo pipefail
     cfg=config/examples/test.yaml

@@ -26,6 +26,20 @@ import ipc  # noqa: E402
 import mpi  # noqa: E402
 import overhead  # noqa: E402
 
+
+def _load_flows_bench() -> Any:
+    """bench/flows.py under another name: ``flows`` is the project's package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_flows", HERE / "flows.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+flows_bench = _load_flows_bench()
+
 RESULTS = HERE / "results" / "latest.json"
 
 
@@ -100,6 +114,30 @@ def table(results: Dict[str, Any]) -> List[Tuple[str, str, str, str]]:
                 verdict(c["noop_rebuild"]["median_s"] < 1),
             )
         )
+    if "flows" in results:
+        f = results["flows"]
+        fixed = f["prefect_fixed"]
+        rows += [
+            (
+                f"flows: {f['steps']} sequential no-op steps, flow run / {f['steps']} x run",
+                f"{f['ratio']:.2f}x ({f['flow_chain']['median_s']:.1f} / {f['run_loop']['median_s']:.1f} s)",
+                f"<= {f['target_ratio']}x",
+                verdict(f["ratio"] <= f["target_ratio"]),
+            ),
+            (
+                "flows: Prefect's fixed start-up",
+                f"import {fixed['import']['median_s'] * 1e3:.0f} ms + empty flow run"
+                f" {fixed['empty_flow_run']['median_s'] * 1e3:.0f} ms",
+                "-",
+                "-",
+            ),
+            (
+                f"flows: {f['steps']}-wide fan-out (max-parallel CPUs / {f['steps']})",
+                f"{f['fan_out_default_parallel']['median_s']:.1f} / {f['fan_out_parallel_20']['median_s']:.1f} s",
+                "-",
+                "-",
+            ),
+        ]
     if "mpi" in results:
         m = results["mpi"]
         rows.append(
@@ -130,6 +168,8 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--kernel-arrays", type=int, default=50, help="ipc: 8 MB arrays TestSocket sends")
     parser.add_argument("--no-mpi", action="store_true", help="skip the Slurm/MPI benchmark")
     parser.add_argument("--no-containers", action="store_true", help="skip the Apptainer benchmark")
+    parser.add_argument("--no-flows", action="store_true", help="skip the Prefect flows benchmark")
+    parser.add_argument("--flow-runs", type=int, default=5, help="flows: timed runs of each side (>= 3)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(list(argv) or None)
 
@@ -150,6 +190,15 @@ def main(argv: Sequence[str] = ()) -> int:
         results["mpi"] = mpi.run(max(args.runs, 10))
         mpi.report(results["mpi"])
         print()
+    if not args.no_flows:
+        try:
+            import prefect  # noqa: F401  - the flows extra
+        except ImportError:
+            print("flows: skipped (Prefect is not installed: pip install -e .[flows])\n")
+        else:
+            results["flows"] = flows_bench.run(max(args.flow_runs, 3))
+            flows_bench.report(results["flows"])
+            print()
     rows = table(results)
     results["table"] = [dict(zip(("benchmark", "result", "target", "verdict"), row)) for row in rows]
     m = results["machine"]

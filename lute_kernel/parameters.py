@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import typing
-from typing import Any, ClassVar, Dict, List, Optional, Set, Union
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ClassVar, Dict, Iterator, List, NamedTuple, Optional, Set, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -267,6 +269,36 @@ def recorded_value(info: ValidationInfo, task_name: str, key: str) -> Optional[A
     from lute_kernel.errors import DatabaseError
 
     try:
-        return latest_value(header.work_dir, task_name, key, experiment=header.experiment, run=header.run)
+        value = latest_value(header.work_dir, task_name, key, experiment=header.experiment, run=header.run)
     except DatabaseError as err:
         raise ValueError(f"cannot read {task_name}'s {key} from the database: {err}") from None
+    misses = _recorded_misses.get()
+    if value is None and misses is not None:
+        misses.append(RecordedMiss(info.field_name or "", task_name, key))
+    return value
+
+
+class RecordedMiss(NamedTuple):
+    """A DB-backed default that found no row: the field asking, and the Task and key it looked for."""
+
+    field: str
+    task_name: str
+    key: str
+
+
+_recorded_misses: ContextVar[Optional[List[RecordedMiss]]] = ContextVar("lute_recorded_misses", default=None)
+
+
+@contextmanager
+def noting_recorded_misses() -> Iterator[List[RecordedMiss]]:
+    """Within this block, every :func:`recorded_value` that finds no row is noted in the list yielded.
+
+    Flows validate every step before the first one starts; a later step's DB-backed default (a file
+    an earlier step writes) has no row yet, and the misses tell that error apart from real ones.
+    """
+    misses: List[RecordedMiss] = []
+    token = _recorded_misses.set(misses)
+    try:
+        yield misses
+    finally:
+        _recorded_misses.reset(token)

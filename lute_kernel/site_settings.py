@@ -159,3 +159,42 @@ class SlurmSettings(BaseModel):
     )
     poll_seconds: float = Field(5.0, gt=0, description="How often `submit --wait` asks Slurm for the job's state.")
     command_timeout_s: float = Field(60.0, gt=0, description="Limit on each sbatch/scontrol/sacct call.")
+
+
+class FlowSettings(BaseModel):
+    """How DAG flows run at this site (``flows:`` in the site profile; ``lute-kernel flow``).
+
+    Slurm options here come after each node's own ``slurm_params`` on sbatch's command line, so
+    they win (a DAG written for S3DF's ``--partition=milano`` runs on this site's partition).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    api_url: Optional[str] = Field(
+        None,
+        description="Prefect server API URL ('http://host:4200/api'); $PREFECT_API_URL wins. None and no"
+        " Prefect setting: `flow run` starts Prefect's temporary local server.",
+    )
+    work_pool: Optional[str] = Field(None, description="Process work pool of `flow deploy` (default of --pool).")
+    deployment: str = Field("lute", description="Deployment name of `flow deploy` and `flow trigger` (--name).")
+    backend: Literal["local", "slurm"] = Field("local", description="Default backend of flows (--backend).")
+    partition: Optional[str] = Field(None, description="sbatch --partition of every slurm node (it wins).")
+    account: Optional[str] = Field(
+        None, description="sbatch --account of every slurm node; '{experiment}' is the run's ('lcls:{experiment}')."
+    )
+    sbatch_args: List[str] = Field(
+        default_factory=list, description="More sbatch options for every slurm node (e.g. '--overcommit')."
+    )
+    max_parallel: Optional[int] = Field(None, ge=1, description="Nodes run at once (None: local CPUs; slurm 64).")
+    retries: int = Field(0, ge=0, description="Retries of a failed node (--retries; a node's `retries:` wins).")
+    retry_delay_s: float = Field(10.0, ge=0, description="Seconds between a node's retries (--retry-delay).")
+    elog_runs_url: Optional[str] = Field(
+        None,
+        description="eLog run documents for !run_type and !branch_daq2 when not given: GET"
+        " '<url>/<experiment>/ws/runs/<run>' (S3DF: https://pswww.slac.stanford.edu/ws-jwt/lgbk/lgbk).",
+    )
+    poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often `flow trigger` reads the run's state and logs (and the cancel watch's fallback).",
+    )

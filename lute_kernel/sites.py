@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.resources import packaged_dir
-from lute_kernel.site_settings import ApptainerSettings, ImageSettings, MpiSettings, SlurmSettings
+from lute_kernel.site_settings import ApptainerSettings, FlowSettings, ImageSettings, MpiSettings, SlurmSettings
 
 __all__ = [
     "DEFAULT_SITE",
     "ApptainerSettings",
+    "FlowSettings",
     "ImageSettings",
     "MpiSettings",
     "SiteProfile",
@@ -74,6 +75,7 @@ class SiteProfile(BaseModel):
     mpi: MpiSettings = Field(default_factory=MpiSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    flows: FlowSettings = Field(default_factory=FlowSettings)
 
     _source: Optional[str] = PrivateAttr(None)
     _by_path: bool = PrivateAttr(False)

@@ -20,6 +20,7 @@ from lute_kernel.cli.common import (
 )
 from lute_kernel.cli.config_cmd import config_app
 from lute_kernel.cli.db import db_app
+from lute_kernel.cli.flow import flow_app
 from lute_kernel.cli.images import images_app
 from lute_kernel.cli.submit import submit
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(images_app, name="images")
+app.add_typer(flow_app, name="flow")
 app.command("submit")(submit)
 
 TaskArgument = Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")]

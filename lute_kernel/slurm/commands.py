@@ -73,15 +73,26 @@ def _said(done: CommandResult) -> str:
     return (done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}").replace("\n", " | ")
 
 
-def submit_script(script: Path, *, timeout_s: float = 60.0) -> str:
-    """Submit ``script`` with ``sbatch --parsable``; return the job id."""
-    done = run_slurm(["sbatch", "--parsable", str(script)], timeout_s=timeout_s)
+def submit_script(script: Path, *, timeout_s: float = 60.0, sbatch_args: Sequence[str] = ()) -> str:
+    """Submit ``script`` with ``sbatch --parsable [SBATCH_ARGS] SCRIPT``; return the job id.
+
+    ``sbatch_args`` are raw options, passed as given: on the command line they win over the
+    script's ``#SBATCH`` lines.
+    """
+    done = run_slurm(["sbatch", "--parsable", *sbatch_args, str(script)], timeout_s=timeout_s)
     if done.returncode != 0:
         raise SlurmError(f"sbatch rejected the job: {_said(done)}")
     job_id = done.stdout.strip().splitlines()[-1].split(";")[0] if done.stdout.strip() else ""
     if not job_id.isdigit():
         raise SlurmError(f"sbatch printed no job id: {_said(done)}")
     return job_id
+
+
+def cancel_job(job_id: str, *, timeout_s: float = 60.0) -> None:
+    """``scancel`` the job (Slurm signals its processes, then ends it); a job already gone is no error."""
+    done = run_slurm(["scancel", job_id], timeout_s=timeout_s)
+    if done.returncode != 0 and "invalid job id" not in _said(done).lower():
+        raise SlurmError(f"scancel {job_id} failed: {_said(done)}")
 
 
 def parse_scontrol_job(text: str) -> JobState:

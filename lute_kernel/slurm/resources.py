@@ -2,7 +2,10 @@
 
 Pure. Owns the merge order and the checks that make bad resources an InputError before anything
 is submitted. The kernel keeps one task of the allocation (as upstream LUTE): a job has the
-Task's ranks plus one.
+Task's ranks plus one. Raw sbatch options (``submit … -- ARGS``, a DAG node's ``slurm_params``)
+come last and decide the job's shape when they give it; an MPI Task then runs on the
+allocation's tasks minus the kernel's one (upstream's rule: ``--ntasks=5`` is 4 ranks), whatever
+its own default.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from lute_kernel.errors import InputError
 from lute_kernel.sites import SlurmSettings
+from lute_kernel.slurm.sbatch_args import SbatchArgs
 from lute_kernel.task import Task
 
 # Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (and the words for no limit).
@@ -47,6 +51,8 @@ class JobResources:
     account: Optional[str] = None
     time: Optional[str] = None
     extra_args: Tuple[str, ...] = ()
+    ranks: Optional[int] = None
+    """MPI ranks the job's kernel is told to run (from raw sbatch options); None: the usual rules."""
 
 
 def task_ranks(task: type[Task]) -> int:
@@ -61,8 +67,10 @@ def time_for_timeout(task_timeout_s: float, grace_s: float) -> str:
     return str(max(1, math.ceil((task_timeout_s + grace_s + START_AND_RECORD_S) / 60)))
 
 
-def merge_resources(task: type[Task], site: SlurmSettings, request: JobRequest) -> JobResources:
-    """Merge in order: the Task's defaults, the site's ``slurm:`` settings, the command line.
+def merge_resources(
+    task: type[Task], site: SlurmSettings, request: JobRequest, sbatch: Optional[SbatchArgs] = None
+) -> JobResources:
+    """Merge in order: the Task's defaults, the site's ``slurm:`` settings, the command line, raw sbatch options.
 
     ``time`` stays None when nobody set it (``time_for_timeout`` fills it from the config).
     Raises InputError for resources Slurm would refuse or the Task cannot run with.
@@ -79,8 +87,35 @@ def merge_resources(task: type[Task], site: SlurmSettings, request: JobRequest) 
     )
     given = {name: value for name, value in vars(request).items() if value is not None}
     merged = replace(merged, **given)
+    if sbatch:
+        merged = _with_sbatch_args(task, merged, sbatch)
     check_resources(task, merged)
     return merged
+
+
+def _with_sbatch_args(task: type[Task], job: JobResources, sbatch: SbatchArgs) -> JobResources:
+    """Take what raw sbatch options say (they reach sbatch too, so the script's lines must agree)."""
+    raw: Dict[str, Any] = {
+        "nodes": sbatch.nodes,
+        "cpus_per_task": sbatch.cpus_per_task,
+        "partition": sbatch.partition,
+        "account": sbatch.account,
+        "time": sbatch.time,
+    }
+    job = replace(job, **{name: value for name, value in raw.items() if value is not None})
+    count = sbatch.task_count()
+    if count is None:  # Slurm's own default: at least one task per node
+        return replace(job, ntasks=max(job.ntasks, job.nodes or 1))
+    job = replace(job, ntasks=count)
+    if task.mpi:
+        ranks = max(count - 1, 1)  # the kernel keeps one task of the allocation
+        if ranks < task.min_ranks:
+            raise InputError(
+                f"{task.__name__} needs at least {task.min_ranks} MPI ranks and the kernel keeps one task:"
+                f" the sbatch options give {count} task(s), so at least {task.min_ranks + 1} are needed"
+            )
+        job = replace(job, ranks=ranks)
+    return job
 
 
 def check_resources(task: type[Task], job: JobResources) -> None:
@@ -92,7 +127,7 @@ def check_resources(task: type[Task], job: JobResources) -> None:
     if job.nodes is not None and job.nodes > job.ntasks:
         raise InputError(f"--nodes {job.nodes} is more than --ntasks {job.ntasks}: every node needs a task")
     ranks = task_ranks(task)
-    if task.mpi and job.ntasks < ranks + 1:
+    if task.mpi and job.ranks is None and job.ntasks < ranks + 1:
         raise InputError(
             f"{task.__name__} runs {ranks} MPI ranks and the kernel keeps one task:"
             f" --ntasks must be at least {ranks + 1}, not {job.ntasks}"

@@ -51,10 +51,18 @@ def sbatch_options(job: JobResources, output: str) -> List[str]:
     return options
 
 
-def render_script(job: JobResources, output: str, command: Sequence[str], *, version: str) -> str:
-    """Return the batch script that runs ``command`` (the kernel's argv) in the allocation."""
+def render_script(
+    job: JobResources, output: str, command: Sequence[str], *, version: str, sbatch_args: Sequence[str] = ()
+) -> str:
+    """Return the batch script that runs ``command`` (the kernel's argv) in the allocation.
+
+    ``sbatch_args`` (raw options) are not written as directives: they go on sbatch's command line,
+    as given; a comment line shows them.
+    """
     lines = ["#!/bin/bash"]
     lines += [f"#SBATCH {option}" for option in sbatch_options(job, output)]
+    if sbatch_args:
+        lines.append(f"# Submitted with: sbatch --parsable {shlex.join(sbatch_args)} <this script>")
     lines += [
         f"# Written by lute-kernel {version} (`lute-kernel submit`): runs one Task with `lute-kernel run`.",
         "# The kernel keeps one task of the allocation; an MPI Task's ranks run in the others (srun).",

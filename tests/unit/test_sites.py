@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.sites import (
     DEFAULT_SITE,
+    FlowSettings,
     ImageSettings,
     MpiSettings,
     SiteProfile,
@@ -63,6 +64,9 @@ def test_default_site_is_local() -> None:
             ),  # image builds here trust the host's extra CAs
             slurm=SlurmSettings(partition="debug", poll_seconds=0.5),  # scripts/start-slurm.sh's one-node cluster
             mpi=MpiSettings(srun_mpi="pmi2", srun_mpi_offered=["pmi2", "pmix"], cpu_bind=None, oversubscribe=False),
+            flows=FlowSettings(  # DAGs name S3DF's partitions: flow steps go to the one-node cluster's, overcommitted
+                work_pool="lute-local", partition="debug", sbatch_args=["--overcommit"], retry_delay_s=1, poll_seconds=1
+            ),
         ).model_dump()
     )
     assert load_site().socket_root() == Path(tempfile.gettempdir())

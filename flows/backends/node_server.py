@@ -1,0 +1,265 @@
+"""The local backend's node server: a single-threaded process that forks one kernel per step.
+
+Why: the kernel starts a local-runtime worker by forking itself (``lute_kernel.forked``), which is
+only safe from a process with one thread; a Prefect flow keeps several. The node server is started
+before Prefect is imported (forked from the CLI) or, in a process that already has threads (a flow
+run started by a worker), exec'd as ``python -m flows.backends.node_server FD``. It imports the
+kernel and discovers the Tasks once; for each step it forks a child that is an ordinary kernel run
+— ``lute_kernel.api.prepare`` then ``run_prepared``, with the kernel's own signal handling,
+cancellation, timeouts and recording — and streams that run's events and outcome as JSON lines
+to the flow. It never runs a Task itself and never writes the DB.
+
+Protocol (no pickle): a ``SOCK_SEQPACKET`` control socket carries JSON requests — ``run`` with the
+step's request and, attached (SCM_RIGHTS), the socket its child writes its lines to; ``cancel`` with
+a signal for one run — and ``started``/``error`` replies. When the flow's end of the control socket
+closes (the flow ended or died), every child still running is sent SIGTERM (each records its run
+CANCELLED) and the server exits once they have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Tuple
+
+_MAX_MESSAGE = 1 << 20
+
+
+def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the server process, tested end to end
+    """Serve requests until the flow closes the control socket; return the exit code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the flow decides about cancellation, not the terminal
+    signal.signal(signal.SIGTERM, lambda *_: None)  # wakes poll; EOF of the control socket ends us
+    from lute_kernel import api, executor, worker  # noqa: F401  - imported once, for every child
+    from lute_kernel.registry import discover
+
+    registry = discover()
+    runs: Dict[str, int] = {}  # run id -> pid, while the child runs
+    pidfds: Dict[int, Tuple[str, int]] = {}
+    poller = select.poll()
+    poller.register(control.fileno(), select.POLLIN)
+    closing = False
+    while not closing or pidfds:
+        for fd, _ in poller.poll():
+            if fd in pidfds:
+                run_id, pid = pidfds.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                os.waitpid(pid, 0)
+                runs.pop(run_id, None)
+                continue
+            try:
+                message, fds, _, _ = socket.recv_fds(control, _MAX_MESSAGE, 2)
+            except OSError:
+                message, fds = b"", []
+            if not message:  # the flow is gone: cancel what runs, then leave
+                closing = True
+                poller.unregister(control.fileno())
+                for pid in runs.values():
+                    _signal(pid, signal.SIGTERM)
+                continue
+            request = json.loads(message)
+            if request.get("op") == "cancel":
+                target = runs.get(str(request.get("id")))
+                if target is not None:
+                    _signal(target, int(request.get("signum", signal.SIGTERM)))
+                continue
+            run_id = str(request.get("id"))
+            if not fds:
+                control.send(json.dumps({"op": "error", "id": run_id, "message": "no output socket"}).encode())
+                continue
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    control.close()
+                    for other in pidfds:
+                        os.close(other)
+                    code = _child(request["request"], fds[0], registry)
+                finally:
+                    os._exit(code)
+            for fd_ in fds:
+                os.close(fd_)
+            pidfd = os.pidfd_open(pid)
+            pidfds[pidfd] = (run_id, pid)
+            runs[run_id] = pid
+            poller.register(pidfd, select.POLLIN)
+            control.send(json.dumps({"op": "started", "id": run_id, "pid": pid}).encode())
+    return 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)  # not reaped yet (only we reap it), so the pid is still that child's
+    except ProcessLookupError:
+        pass
+
+
+def _child(request: Dict[str, Any], out_fd: int, registry: Any) -> int:  # pragma: no cover - a forked kernel
+    """Be one kernel run (as ``lute-kernel run``): prepare, run, record; write events and the outcome."""
+    from lute_kernel.api import prepare, run_prepared
+    from lute_kernel.cancel import CancelToken
+    from lute_kernel.errors import InputError, LuteError
+    from lute_kernel.summaries import payload_for_db
+
+    out = os.fdopen(out_fd, "wb", buffering=0)
+
+    def send(data: Dict[str, Any]) -> None:
+        out.write(json.dumps(data, default=str).encode() + b"\n")
+
+    cancel = CancelToken()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda s, _f: cancel.cancel(s))
+    try:
+        prepared = prepare(
+            request["task"],
+            request["config"],
+            site=request.get("site"),
+            runtime=request.get("runtime"),
+            registry=registry,
+            host_env=request["host_env"],
+        )
+        if cancel.cancelled:
+            send({"kind": "cancelled", "message": "cancelled before launch"})
+            return 1
+
+        def on_event(event: Any) -> None:
+            send({"kind": "event", "event": event.kind, "text": event.text, "rank": event.rank, "level": event.level})
+
+        outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
+    except InputError as exc:
+        send({"kind": "input_error", "message": str(exc)})
+        return 2
+    except LuteError as exc:
+        send({"kind": "error", "message": str(exc)})
+        return 1
+    send(
+        {
+            "kind": "outcome",
+            "task": outcome.task_name,
+            "status": outcome.status.value,
+            "summary": payload_for_db(outcome.summary),
+            "payload": payload_for_db(outcome.payload),
+            "row_id": outcome.row_id,
+            "db": str(outcome.db_path),
+            "exit_code": outcome.exit_code,
+            "reason": outcome.reason,
+            "seconds": outcome.seconds,
+            "not_recorded": outcome.not_recorded,
+        }
+    )
+    return 0 if outcome.ok else 1
+
+
+class NodeServer:
+    """The flow's handle on its node server: start a step's kernel, cancel it, close."""
+
+    def __init__(self, control: socket.socket, pid: int, process: Optional[Any] = None) -> None:
+        self._control = control
+        self.pid = pid
+        self._process = process
+        self._lock = threading.Lock()
+        self._next = 0
+
+    @classmethod
+    def fork(cls) -> NodeServer:
+        """Fork the server from this process (which must have one thread: call before importing Prefect)."""
+        if threading.active_count() != 1:
+            return cls.spawn()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the server process
+            code = 1
+            try:
+                ours.close()
+                os.setsid()  # Ctrl-C reaches the flow, which cancels its steps itself
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)
+                code = _serve(theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+        return cls(ours, pid)
+
+    @classmethod
+    def spawn(cls) -> NodeServer:
+        """Start the server as a new interpreter (safe from a process with threads)."""
+        import subprocess
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.backends.node_server", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ),
+        )
+        theirs.close()
+        return cls(ours, process.pid, process)
+
+    def start(self, request: Mapping[str, Any]) -> Tuple[str, IO[bytes], int]:
+        """Start one step's kernel; return (run id, the stream of its JSON lines, its pid)."""
+        read_end, write_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            self._next += 1
+            run_id = str(self._next)
+            message = json.dumps({"op": "run", "id": run_id, "request": dict(request)}).encode()
+            try:
+                socket.send_fds(self._control, [message], [write_end.fileno()])
+                reply = json.loads(self._control.recv(_MAX_MESSAGE) or b"{}")
+            finally:
+                write_end.close()
+        if reply.get("op") != "started":
+            read_end.close()
+            raise RuntimeError(f"the node server did not start the step: {reply.get('message', reply)}")
+        stream = read_end.makefile("rb")
+        read_end.close()  # the stream holds the socket open until it is closed itself
+        return run_id, stream, int(reply["pid"])
+
+    def cancel(self, run_id: str, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to a run's kernel (it cancels its Task and records the run CANCELLED)."""
+        with self._lock:
+            try:
+                self._control.send(json.dumps({"op": "cancel", "id": run_id, "signum": signum}).encode())
+            except OSError:
+                pass  # the server is gone, and with it every run
+
+    def close(self, wait: bool = True) -> None:
+        """Close the control socket: the server cancels what still runs and exits; reap it."""
+        self._control.close()
+        if not wait:
+            return
+        if self._process is not None:
+            self._process.wait()
+        else:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def run_lines(stream: IO[bytes], on_line: Callable[[Dict[str, Any]], None]) -> Optional[Dict[str, Any]]:
+    """Read a run's JSON lines to their end; hand each event on; return the final line (None: the kernel died)."""
+    final: Optional[Dict[str, Any]] = None
+    for raw in stream:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if data.get("kind") == "event":
+            on_line(data)
+        else:
+            final = data
+    return final
+
+
+if __name__ == "__main__":  # pragma: no cover - the exec'd server
+    sys.exit(_serve(socket.socket(fileno=int(sys.argv[1]))))
