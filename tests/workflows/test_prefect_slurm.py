@@ -13,7 +13,8 @@ from typing import Callable, Dict
 
 import pytest
 from e2e import LiveRun, assert_no_leftovers, processes_marked, wait_gone
-from flow_helpers import REPO, rows, statuses
+
+from workflows.flow_helpers import REPO, rows, statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect, pytest.mark.slurm]
 

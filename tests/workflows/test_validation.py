@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 
 import pytest
-from flow_helpers import UPSTREAM
 
 from flows.runtime import FlowOptions, prepare_flow, run_number, step_environment
 from lute_kernel.errors import InputError
 from lute_kernel.registry import discover
+from workflows.flow_helpers import UPSTREAM
 
 BASIC = """!LUTE_DAG
 task_name: Tester
@@ -122,7 +122,7 @@ def test_bad_input_is_one_message_naming_file_node_and_field(
 def test_unknown_tasks_may_be_allowed(
     dag_file: Callable[[str], Path], flow_config: Callable[..., Path], registry: Any
 ) -> None:
-    dag = dag_file("!LUTE_DAG\ntask_name: Tester\nnext:\n- task_name: PeakFinderSFX\n")
+    dag = dag_file("!LUTE_DAG\ntask_name: Tester\nnext:\n- task_name: PeakFinderXDS\n")
     prepared = _prepare(dag, flow_config(), registry, allow_unknown=True)
     assert prepared.plan.unknown() == {1: "unknown Task (--allow-unknown)"}
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import pytest
-from flow_helpers import FLOW_TASKS, PREFECT_ENV, REPO, TEST_TASKS, write_dag
+
+from workflows.flow_helpers import FLOW_TASKS, PREFECT_ENV, REPO, TEST_TASKS, write_dag
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def flow_config(make_config: Callable[..., Path]) -> Callable[..., Path]:
 
 @pytest.fixture
 def tasks_env(cli_env: Dict[str, str]) -> Dict[str, str]:
-    """The CLI's environment with the test-only Tasks (tests/tasks, tests/flows/tasks)."""
+    """The CLI's environment with the test-only Tasks (tests/tasks, tests/workflows/tasks)."""
     return {**cli_env, "LUTE_TASKS_PATH": os.pathsep.join([str(TEST_TASKS), str(FLOW_TASKS)])}
 
 

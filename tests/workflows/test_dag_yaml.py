@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flow_helpers import UPSTREAM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.dag import Branch, Node, TriggerRule
 from flows.dag_yaml import DagError, load_dag, parse_dag
 from lute_kernel.errors import InputError
+from workflows.flow_helpers import UPSTREAM
 
 needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/upstream-configs is not here")
 

@@ -15,7 +15,8 @@ from typing import Callable, Dict, List
 import pytest
 import requests
 from e2e import LiveRun, assert_no_leftovers, wait_gone
-from flow_helpers import REPO, UPSTREAM, flow_cli, rows, statuses
+
+from workflows.flow_helpers import REPO, UPSTREAM, flow_cli, rows, statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/upstream-configs is not here")
@@ -108,7 +109,7 @@ RULES = """\
     - !ANY_SUCCESS {task_name: SocketTester}
   - task_name: SocketTester
   - !ALL_SUCCESS {task_name: WriteTester}
-  - task_name: PeakFinderSFX   # not shipped here: skipped with --allow-unknown
+  - task_name: PeakFinderXDS   # not shipped here: skipped with --allow-unknown
     next:
     - !ALL_COMPLETED {task_name: BinaryTester}
 """
@@ -132,10 +133,10 @@ def test_every_trigger_rule_and_skip_propagation(
         "SocketTester#2": "SKIPPED",  # ANY_SUCCESS: nothing upstream succeeded
         "SocketTester#3": "COMPLETED",  # a sibling of the failing branch
         "WriteTester#2": "COMPLETED",
-        "PeakFinderSFX": "SKIPPED",
+        "PeakFinderXDS": "SKIPPED",
         "BinaryTester#2": "COMPLETED",  # ALL_COMPLETED after a skip
     }
-    assert "[PeakFinderSFX] SKIPPED: unknown Task (--allow-unknown)" in result.stdout
+    assert "[PeakFinderXDS] SKIPPED: unknown Task (--allow-unknown)" in result.stdout
     assert "[WriteTester] SKIPPED: ALL_SUCCESS, but BinaryErrTester FAILED" in result.stdout
     assert "[ReadTester] SKIPPED: ALL_SUCCESS, but WriteTester SKIPPED" in result.stdout
     assert len(rows(work_dir, "Test")) == 3 and statuses(work_dir, "TestWriteOutput") == ["COMPLETED"]

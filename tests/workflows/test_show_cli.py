@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable, Dict
 
 import pytest
-from flow_helpers import REPO, UPSTREAM, flow_cli
+
+from workflows.flow_helpers import REPO, UPSTREAM, flow_cli
 
 needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/upstream-configs is not here")
 pytestmark = pytest.mark.integration
@@ -50,7 +51,7 @@ def test_show_draws_every_upstream_dag(tasks_env: Dict[str, str]) -> None:
     sfx = flow_cli("show", str(UPSTREAM / "functional_sfx_crystfel_dag.yaml"), "--backend", "slurm", env=tasks_env)
     assert sfx.returncode == 0, sfx.stderr
     assert "backend slurm" in sfx.stdout.splitlines()[0]
-    assert "PeakFinderSFX → (unknown Task: not shipped; --allow-unknown skips it)" in sfx.stdout
+    assert "PeakFinderSFX → FindPeaksSFX  [ALL_SUCCESS]" in sfx.stdout  # every SFX Task ships now
     assert "slurm: --account=lcls:data --partition=milano --nodes=1 --ntasks-per-node=73 --exclusive" in sfx.stdout
 
 

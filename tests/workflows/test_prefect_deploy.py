@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 import requests
 from e2e import LiveRun, wait_gone
-from flow_helpers import FLOW_TASKS, REPO, TEST_TASKS, flow_cli, rows, statuses
+
+from workflows.flow_helpers import FLOW_TASKS, REPO, TEST_TASKS, flow_cli, rows, statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
 

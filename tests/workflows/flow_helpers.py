@@ -1,4 +1,4 @@
-"""Helpers of the flow tests (imported by name: tests/flows is on sys.path)."""
+"""Helpers of the flow tests (imported by name: a module of the tests.workflows package)."""
 
 from __future__ import annotations
 
