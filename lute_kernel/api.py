@@ -26,7 +26,7 @@ from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.ranks import choose_launch
 from lute_kernel.recording import RunRecorder, failure_summary, post_summary
-from lute_kernel.registry import Registry, discover
+from lute_kernel.registry import Registry, discover, registry_for
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
@@ -110,7 +110,7 @@ def prepare(
     ranks: Optional[int] = None,
 ) -> PreparedRun:
     """Validate everything and build the plan; raise InputError on bad input. Launches nothing."""
-    registry = registry or discover()
+    registry = registry or registry_for([task_name])  # imports that Task's module only
     spec = registry.get(task_name)
     env = os.environ if host_env is None else host_env
     config = load_config(config_path, env=env)
