@@ -119,6 +119,8 @@ class LaunchSession:
         # Planned (its path is in a container's bind argv) or made up here: private either way.
         path = Path(plan.run_dir) if plan.run_dir else root / f"{RUN_DIR_PREFIX}{secrets.token_hex(6)}"
         self.run_dir = make_run_dir(path)
+        for private in plan.private_dirs:
+            (self.run_dir / private).mkdir(mode=0o700)
         self.run_id = self.run_dir.name
         self.server: Optional[IpcServer] = None
         self.hellos: Set[int] = set()

@@ -52,6 +52,8 @@ class LaunchPlan:
     """How many worker processes will connect (MPI ranks)."""
     task_env: Dict[str, str] = field(default_factory=dict)
     """The environment the Task itself receives (inside the container); what the DB records."""
+    private_dirs: Tuple[str, ...] = ()
+    """Folders of the run directory the executor makes (0700) before the launch, e.g. the ranks' /dev/shm."""
 
 
 def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env: Mapping[str, str]) -> LaunchPlan:
@@ -73,4 +75,5 @@ def build_plan(spec: ProcessSpec, runtime: Runtime, launcher: Launcher, host_env
         task_env_prefix=runtime.task_env_prefix,
         ranks=spec.resources.ranks,
         task_env=dict(spec.env),
+        private_dirs=tuple(runtime.private_dirs(spec)),
     )

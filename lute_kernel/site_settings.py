@@ -39,12 +39,14 @@ class ApptainerSettings(BaseModel):
         default_factory=lambda: ["CUDA_VISIBLE_DEVICES", "NVIDIA_*"], description="Variables passed to GPU Tasks."
     )
     mpi_env: Dict[str, str] = Field(
-        default_factory=lambda: {"MPIR_CVAR_NOLOCAL": "1"},
-        description="Variables set for MPI ranks. --containall gives each container a private /dev/shm"
-        " (a /dev/shm bind is skipped), so MPICH must not use shared memory between ranks.",
+        default_factory=dict,
+        description="Variables set for MPI ranks (e.g. MPIR_CVAR_NOLOCAL: '1' to keep MPICH off shared memory).",
     )
-    shm_bind: bool = Field(
-        False, description="Bind the host's /dev/shm into MPI ranks (ineffective under --containall)."
+    mpi_shm: bool = Field(
+        True,
+        description="Give the ranks of one Task a shared /dev/shm: a private folder of the run, bound at /dev/shm"
+        " in every rank (each container's own /dev/shm is private, and Apptainer binds no host folder under /dev"
+        " elsewhere), so MPICH's shared memory works between them. False: MPIR_CVAR_NOLOCAL=1 instead.",
     )
 
 

@@ -7,17 +7,17 @@ private PID/IPC namespaces, see ``ApptainerSettings.mpi_exec_flags``), explicit 
 (the run directory at a short fixed path for the socket; the kernel and Task folders read-only at
 their host paths, so images never need a rebuild when the kernel changes; work_dir and the site's
 data paths read-write), the Task's environment as ``--env`` pairs from an allowlist, ``--nv`` for
-GPU Tasks, the site's MPI variables for MPI ranks (``--containall`` gives each container a private
-``/dev/shm``, so by default MPICH is told not to use shared memory between ranks), the per-rank
-launcher-variable shim (``lute_kernel.rank_env``) in front of ``apptainer`` for MPI ranks, and the
-image's own Python. Spawns nothing; the image (and the MPI it carries) is looked up in the build
-manifest (``lute_kernel.images``), never hashed here.
+GPU Tasks; for MPI ranks, the run's own shared-memory folder bound at ``/dev/shm`` in every rank (each
+container's ``/dev/shm`` is private otherwise, and Apptainer binds nothing from under the host's
+``/dev`` there), so MPICH's shared memory works between the ranks of one Task, and the kernel's
+``rank.env`` file, which Apptainer itself evaluates per rank to copy that rank's launcher variables
+in (no host interpreter per rank); and the image's own Python. Spawns nothing; the image (and the
+MPI it carries) is looked up in the build manifest (``lute_kernel.images``), never hashed here.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 
 from lute_kernel.errors import InputError
@@ -34,10 +34,16 @@ SPAWN_ENV_ALLOWLIST: Tuple[str, ...] = (
 )  # fmt: skip
 """What the processes outside the container need from the host: the apptainer client, and a
 launcher in front of it (srun must see its allocation). ``--cleanenv`` keeps all of it out of the
-container; per-rank launcher values cross only through ``lute_kernel.rank_env``."""
+container; per-rank launcher values cross only through ``RANK_ENV_FILE``."""
 
 KERNEL_PACKAGE = kernel_package_dir()
 """The ``lute_kernel`` package folder (where this kernel was imported from), bound read-only into every container."""
+
+RANK_ENV_FILE = KERNEL_PACKAGE / "runtimes" / "rank.env"
+"""``apptainer exec --env-file``: copies each rank's PMI_*/SLURM_*/… variables (a constant file of the kernel's)."""
+
+SHM_DIR = "shm"
+"""The folder of the run directory bound at ``/dev/shm`` in every rank of an MPI Task."""
 
 NO_EVAL = "--no-eval"
 """Always right after ``exec``, whatever the site's flags: values reach the Task literally."""
@@ -93,9 +99,13 @@ class ApptainerRuntime(Runtime):
             src, dst, opts = parse_bind(site_bind)
             if os.path.exists(src):  # a site lists its data areas; a node may lack some
                 binds.append(":".join(p for p in (src, dst, opts) if p))
-        if spec.resources.ranks > 1 and self.settings.shm_bind:
-            binds.append("/dev/shm")
+        if spec.resources.ranks > 1 and self.settings.mpi_shm and spec.run_dir:
+            binds.append(f"{spec.run_dir}/{SHM_DIR}:/dev/shm")
         return binds
+
+    def private_dirs(self, spec: ProcessSpec) -> List[str]:
+        """Return the folders of the run directory the executor makes before the launch (the ranks' /dev/shm)."""
+        return [SHM_DIR] if spec.resources.ranks > 1 and self.settings.mpi_shm and spec.run_dir else []
 
     def task_environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
         """Return the variables the Task gets (passed with ``--env``): the allowlist, GPU ones, Python's."""
@@ -103,6 +113,8 @@ class ApptainerRuntime(Runtime):
         if spec.resources.gpus:
             env.update(allowed_env(host_env, self.settings.gpu_env))
         if spec.resources.ranks > 1:
+            if not (self.settings.mpi_shm and spec.run_dir):
+                env["MPIR_CVAR_NOLOCAL"] = "1"  # private /dev/shm per container: MPICH must not use it
             env.update(self.settings.mpi_env)
         env["PYTHONNOUSERSITE"] = "1"
         env["PYTHONPATH"] = str(kernel_package_dir().parent)
@@ -112,11 +124,10 @@ class ApptainerRuntime(Runtime):
         """Return ``apptainer exec <flags> <binds> <env> <sif> <argv>``."""
         from lute_kernel.plan import PYTHON
 
-        argv: List[str] = []
-        if spec.resources.ranks > 1:  # per-rank PMI/Slurm variables must cross --cleanenv
-            argv.extend([sys.executable, "-m", "lute_kernel.rank_env"])
         flags = self.settings.mpi_exec_flags if spec.resources.ranks > 1 else self.settings.exec_flags
-        argv.extend([self.settings.binary, "exec", NO_EVAL, *flags, *self.settings.extra_args])
+        argv: List[str] = [self.settings.binary, "exec", NO_EVAL, *flags, *self.settings.extra_args]
+        if spec.resources.ranks > 1:  # each rank's own PMI/Slurm variables must cross --cleanenv
+            argv.extend(["--env-file", str(RANK_ENV_FILE)])
         if spec.resources.gpus:
             argv.append("--nv")
         argv.extend(["--pwd", spec.cwd])
@@ -129,16 +140,8 @@ class ApptainerRuntime(Runtime):
         return argv
 
     def environment(self, spec: ProcessSpec, host_env: Mapping[str, str]) -> Dict[str, str]:
-        """Return the environment of the ``apptainer`` process itself (the Task's goes in argv).
-
-        MPI ranks start with the host's ``python -m lute_kernel.rank_env``: PYTHONPATH names this
-        kernel, so the shim is the host's own, installed or not (``--cleanenv`` keeps it out of
-        the container).
-        """
-        env = allowed_env(host_env, SPAWN_ENV_ALLOWLIST)
-        if spec.resources.ranks > 1:
-            env["PYTHONPATH"] = str(kernel_package_dir().parent)
-        return env
+        """Return the environment of the ``apptainer`` process itself (the Task's goes in argv)."""
+        return allowed_env(host_env, SPAWN_ENV_ALLOWLIST)
 
     def image_name(self, spec: ProcessSpec) -> Optional[str]:
         """Return the image's name."""

@@ -81,6 +81,10 @@ class Runtime(ABC):
         """Return the environment of the spawned process (by default: the Task's)."""
         return self.task_environment(spec, host_env)
 
+    def private_dirs(self, spec: ProcessSpec) -> List[str]:
+        """Return folders (relative to the run directory) the executor must make before the launch."""
+        return []
+
     def ipc_endpoint(self, run_dir: str) -> str:
         """Return the socket address as the Task sees it."""
         return f"ipc://{run_dir}/s"

@@ -6,7 +6,6 @@ sandboxes (``images.run_from: sandbox``) and the site's binds. ``--no-eval`` alw
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -110,36 +109,46 @@ def test_a_value_that_looks_like_a_shell_command_is_one_literal_argument(tmp_pat
     assert argv[argv.index(f"LUTE_X={evil}") - 1] == "--env" and "--no-eval" in argv
 
 
-def test_mpi_ranks_get_the_shim_the_mpi_flags_and_env(tmp_path: Path) -> None:
+def test_mpi_ranks_get_the_rank_env_file_the_mpi_flags_and_a_shared_dev_shm(tmp_path: Path) -> None:
     spec = worker_spec(image="psana2", env={"LUTE_TASK": "T"}, resources=Resources(ranks=2))
     launcher = SrunLauncher(MpiSettings(cpu_bind=None))
     plan = build_plan(spec, runtime(tmp_path), launcher, HOST)
     assert list(plan.argv) == [
         "srun", "--mpi=pmi2", "-n", "2", "--kill-on-bad-exit=1",
-        sys.executable, "-m", "lute_kernel.rank_env",
         "apptainer", "exec", "--no-eval", "--contain", "--cleanenv", "--no-home",
+        "--env-file", str(Path(KERNEL_ROOT) / "lute_kernel" / "runtimes" / "rank.env"),
         "--pwd", "/work",
         *common_binds(),
+        "--bind", "/tmp/lute-0123456789ab/shm:/dev/shm",
         "--env", "LANG=C.UTF-8",
         "--env", "LUTE_RUN=7",
         "--env", "LUTE_TASK=T",
-        "--env", "MPIR_CVAR_NOLOCAL=1",
         "--env", "PYTHONNOUSERSITE=1",
         "--env", f"PYTHONPATH={KERNEL_ROOT}",
         "--env", "SLURM_JOB_ID=42",
         sif(tmp_path, "psana2"), "python3", "-m", "lute_kernel.worker",
     ]  # fmt: skip
-    assert plan.env["PYTHONPATH"] == KERNEL_ROOT  # the host's shim is this kernel's, installed or not
+    assert "PYTHONPATH" not in plan.env  # no host interpreter per rank any more
+    assert plan.private_dirs == ("shm",)  # made by the executor inside the run directory
     assert plan.ranks == 2
 
 
-def test_mpi_ranks_bind_dev_shm_when_the_site_asks(tmp_path: Path) -> None:
+def test_without_a_shared_dev_shm_mpich_is_kept_off_shared_memory(tmp_path: Path) -> None:
     spec = worker_spec(image="psana2", resources=Resources(ranks=3))
-    rt = runtime(tmp_path, apptainer=ApptainerSettings(shm_bind=True, mpi_env={"A": "b"}))
+    rt = runtime(tmp_path, apptainer=ApptainerSettings(mpi_shm=False, mpi_env={"A": "b"}))
     argv = rt.wrap(replace(spec, env=rt.task_environment(spec, {})))
     binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
-    assert binds[-1] == "/dev/shm"
-    assert "A=b" in argv and "MPIR_CVAR_NOLOCAL=1" not in argv  # the site's mpi_env replaces the default
+    assert not any(b.endswith(":/dev/shm") for b in binds) and rt.private_dirs(spec) == []
+    assert "A=b" in argv and "MPIR_CVAR_NOLOCAL=1" in argv
+
+
+def test_the_rank_env_file_copies_launcher_variables_only() -> None:
+    from lute_kernel.runtimes.apptainer import RANK_ENV_FILE
+
+    text = RANK_ENV_FILE.read_text()
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert body[0].startswith("for lute_rank_var in ${!PMI_@} ${!PMIX_@} ${!SLURM_@}")
+    assert body[-1] == "unset lute_rank_var"
 
 
 def test_a_gpu_task_gets_nv_and_the_gpu_env(tmp_path: Path) -> None:
