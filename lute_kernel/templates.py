@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 
 from lute_kernel.errors import InputError
@@ -113,6 +112,8 @@ def render_template(
     """
     path = Path(template_name)
     folder = path.parent if path.is_absolute() else (directory or templates_dir())
+    import jinja2  # only Tasks with templates pay for it (~30 ms)
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
