@@ -1,7 +1,8 @@
 """Summary figures of per-event quantities, as plotly figure dicts (no plotly needed in the image).
 
 Owns the figures ``SmallDataPsana2`` returns: each quantity against the event number (thinned to at
-most `MAX_POINTS` points, so a million-event run stays a small figure) and its histogram. Pure numpy;
+most `MAX_POINTS` points, so a million-event run stays a small figure) and the histogram of each, side
+by side. Pure numpy;
 imported inside ``run()``.
 """
 
@@ -21,7 +22,8 @@ def per_event_figures(columns: Mapping[str, Any], title: str) -> Dict[str, Dict[
     traces, bars = [], []
     events = 0
     step = 1
-    for name, values in columns.items():
+    axes: Dict[str, Any] = {}
+    for i, (name, values) in enumerate(columns.items(), 1):
         values = np.asarray(values, dtype=np.float64)
         events = max(events, values.size)
         step = max(1, -(-values.size // MAX_POINTS))
@@ -30,7 +32,12 @@ def per_event_figures(columns: Mapping[str, Any], title: str) -> Dict[str, Dict[
         finite = values[np.isfinite(values)]
         counts, edges = np.histogram(finite, bins=BINS) if finite.size else (np.zeros(0), np.zeros(1))
         centres = (edges[:-1] + edges[1:]) / 2
-        bars.append({"type": "bar", "name": name, "x": centres, "y": counts, "opacity": 0.7})
+        suffix = "" if i == 1 else str(i)  # one panel per quantity: each has its own range
+        bars.append(
+            {"type": "bar", "name": name, "x": centres, "y": counts, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+        )
+        axes[f"xaxis{suffix}"] = {"title": {"text": f"{name} (ADU)"}}
+        axes[f"yaxis{suffix}"] = {"title": {"text": "events"}}
     thinned = f" (every {step}th event shown)" if step > 1 else ""
     return {
         "per_event": {
@@ -45,9 +52,9 @@ def per_event_figures(columns: Mapping[str, Any], title: str) -> Dict[str, Dict[
             "data": bars,
             "layout": {
                 "title": {"text": f"{title}: distribution"},
-                "barmode": "overlay",
-                "xaxis": {"title": {"text": "sum (ADU)"}},
-                "yaxis": {"title": {"text": "events"}},
+                "grid": {"rows": 1, "columns": max(1, len(bars)), "pattern": "independent"},
+                "showlegend": False,
+                **axes,
             },
         },
     }

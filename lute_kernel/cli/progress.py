@@ -8,21 +8,22 @@ one plain line, progress included (``progress [3/10] step 2``), and no escape co
 by ``lute-kernel run`` and meant for ``lute-kernel flow run``: one display, one `sink` per node
 (its label prefixes the node's lines and names its bars); a caller that already runs a rich ``Live``
 passes ``live=False`` and shows `progress` inside it. Safe to feed from several threads. Must not
-run anything or decide statuses.
+run anything or decide statuses. rich is imported only for bars: plain output costs a run nothing.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from types import TracebackType
-from typing import IO, Any, Dict, Optional, Tuple, Type
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any, Dict, Optional, Tuple, Type
 
 from lute_kernel.events import EventSink, RunEvent
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["RunDisplay", "plain_line", "wants_bar"]
 
@@ -31,8 +32,10 @@ LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"
 
 def wants_bar(stream: IO[str]) -> bool:
     """Return whether ``stream`` is a terminal that can show a live bar (not a pipe, file or dumb terminal)."""
-    console = Console(file=stream)
-    return console.is_terminal and not console.is_dumb_terminal
+    try:
+        return stream.isatty() and os.environ.get("TERM", "") not in ("dumb", "unknown")
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 def plain_line(event: RunEvent, label: str = "") -> str:
@@ -76,9 +79,13 @@ class RunDisplay:
         self.stream = stream or sys.stdout
         self.stderr = stderr or sys.stderr
         self.bar = wants_bar(self.stream) if bar is None else bar
-        self.console = console or Console(file=self.stream, highlight=False)
+        self.console: Optional[Console] = console
         self.progress: Optional[Progress] = None
         if self.bar:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.console = console or Console(file=self.stream, highlight=False)
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -114,7 +121,7 @@ class RunDisplay:
 
     def show(self, event: RunEvent, label: str = "") -> None:
         """Show one event of the run named ``label``."""
-        if self.progress is None:
+        if self.progress is None or self.console is None:
             out = self.stderr if event.kind == "stderr" else self.stream
             print(plain_line(event, label), file=out, flush=True)
             return
@@ -126,14 +133,20 @@ class RunDisplay:
             style = "dim"
         elif event.kind == "status":
             style = "bold red" if event.level == "ERROR" else "bold"
-        self.console.print(Text(plain_line(event, label), style=style))
+        self._print(plain_line(event, label), style)
+
+    def _print(self, text: str, style: str) -> None:
+        from rich.text import Text
+
+        assert self.console is not None
+        self.console.print(Text(text, style=style))
 
     def line(self, text: str, *, style: str = "") -> None:
         """Print a line of the caller's own (above the bars on a terminal)."""
         if self.progress is None:
             print(text, file=self.stream, flush=True)
         else:
-            self.console.print(Text(text, style=style))
+            self._print(text, style)
 
     def _advance(self, event: RunEvent, label: str) -> None:
         assert self.progress is not None

@@ -47,6 +47,7 @@ _SHIM = (
     "import os, sys\n"
     "r, w = os.dup(int(sys.argv[1])), os.dup(int(sys.argv[2]))\n"
     "os.dup2(r, 3); os.dup2(w, 4)\n"
+    "os.set_inheritable(3, True); os.set_inheritable(4, True)\n"  # dup2 onto itself keeps close-on-exec
     "os.execvp(sys.argv[3], sys.argv[3:])\n"
 )
 
