@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -178,18 +177,19 @@ def test_a_writer_never_waits_for_the_viewer(real_db: Path) -> None:
 
 
 @pytest.fixture
-def tmux() -> str:
+def tmux(tmp_path: Path) -> str:
+    """The socket of a tmux server of the test's own (in tmp_path: nothing left behind)."""
     if shutil.which("tmux") is None:
         if os.environ.get("CI"):
             pytest.fail("tmux is needed in CI (.ci/run installs it)")
         pytest.skip("tmux is not installed")
-    return f"lute-test-{uuid.uuid4().hex[:8]}"
+    return str(tmp_path / "tmux.sock")
 
 
 def test_for_real_in_tmux(real_db: Path, tmux: str, cli_env: Dict[str, str], tmp_path: Path) -> None:
     env = dict(cli_env, PYTHONPATH=str(REPO), TERM="xterm-256color", COLORTERM="truecolor")
     argv = [sys.executable, "-m", "lute_kernel.cli", "db", "view", "-w", str(real_db)]
-    start = ["tmux", "-L", tmux, "new-session", "-d", "-s", "view", "-x", "170", "-y", "34", *argv]
+    start = ["tmux", "-S", tmux, "new-session", "-d", "-s", "view", "-x", "170", "-y", "34", *argv]
     subprocess.run(start, check=True, env=env, timeout=30)
     try:
         deadline = time.monotonic() + 60
@@ -203,18 +203,18 @@ def test_for_real_in_tmux(real_db: Path, tmux: str, cli_env: Dict[str, str], tmp
         styled = capture(tmux, "-e")
         (tmp_path / "db-view.ansi").write_text(styled)
         keep_png(styled, tmp_path)
-        subprocess.run(["tmux", "-L", tmux, "send-keys", "-t", "view", "q"], check=True, timeout=30)
+        subprocess.run(["tmux", "-S", tmux, "send-keys", "-t", "view", "q"], check=True, timeout=30)
         deadline = time.monotonic() + 30
-        while subprocess.run(["tmux", "-L", tmux, "has-session", "-t", "view"], capture_output=True).returncode == 0:
+        while subprocess.run(["tmux", "-S", tmux, "has-session", "-t", "view"], capture_output=True).returncode == 0:
             assert time.monotonic() < deadline, "q did not quit the viewer"
             time.sleep(0.1)
     finally:
-        subprocess.run(["tmux", "-L", tmux, "kill-server"], capture_output=True, timeout=30)
+        subprocess.run(["tmux", "-S", tmux, "kill-server"], capture_output=True, timeout=30)
 
 
 def capture(server: str, *options: str) -> str:
     done = subprocess.run(
-        ["tmux", "-L", server, "capture-pane", "-p", *options, "-t", "view"], capture_output=True, text=True, timeout=30
+        ["tmux", "-S", server, "capture-pane", "-p", *options, "-t", "view"], capture_output=True, text=True, timeout=30
     )
     return done.stdout
 
