@@ -25,7 +25,7 @@ from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.ranks import choose_launch
-from lute_kernel.recording import RunRecorder, failure_summary, post_summary
+from lute_kernel.recording import RunRecorder, failure_summary, keep_figures, post_summary
 from lute_kernel.registry import Registry, discover, registry_for
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
@@ -70,6 +70,8 @@ class RunOutcome:
     seconds: float
     not_recorded: str = ""
     """Why the run has no row (the DB refused it); empty when it was recorded."""
+    figures: Tuple[str, ...] = ()
+    """The JSON files of the figures the Task returned (``<work_dir>/figures/<Task>/<row>/…``)."""
 
     @property
     def ok(self) -> bool:
@@ -243,6 +245,7 @@ def run_prepared(
     row_id, not_recorded = recorder.finish(outcome, summary, payload)
     if not_recorded:
         on_event(RunEvent("status", f"not recorded: {not_recorded}", level="ERROR"))
+    figures = keep_figures(prepared, row_id, outcome, on_event)
     from lute_kernel.db import db_path  # imported by the recorder already
 
     end = outcome.end or datetime.now(timezone.utc)
@@ -257,6 +260,28 @@ def run_prepared(
         reason=outcome.reason,
         seconds=(end - outcome.start).total_seconds(),
         not_recorded=not_recorded,
+        figures=tuple(str(path) for path in figures),
+    )
+
+
+def done_row(prepared: PreparedRun) -> Optional[Dict[str, Any]]:
+    """Return the valid COMPLETED row that already ran ``prepared`` exactly, or None (skip-if-done).
+
+    The same Task, experiment and run, the same parameters (every column), the same image digest
+    (none for the local runtime) and this kernel version. An invalidated row never counts.
+    """
+    from lute_kernel import __version__
+    from lute_kernel.db import find_done_row
+
+    header = prepared.params.lute_config
+    return find_done_row(
+        prepared.work_dir,
+        prepared.spec.name,
+        prepared.params.task_values(),
+        experiment=header.experiment,
+        run=header.run,
+        image_sha256=prepared.plan.image_sha256,
+        kernel_version=__version__,
     )
 
 

@@ -19,6 +19,9 @@ class RunEvent:
         rank: The MPI rank that sent it (0 for single-process Tasks and for the kernel itself).
         level: Logging level name for ``log`` events.
         data: Any data attached (e.g. numpy arrays sent with progress).
+        done: For ``progress``: how far the Task is.
+        total: For ``progress``: how far it will go (None: unknown).
+        message: For ``progress``: the Task's own words, without the count.
     """
 
     kind: str
@@ -26,6 +29,9 @@ class RunEvent:
     rank: int = 0
     level: str = "INFO"
     data: Optional[Any] = None
+    done: Optional[float] = None
+    total: Optional[float] = None
+    message: str = ""
 
 
 EventSink = Callable[[RunEvent], None]

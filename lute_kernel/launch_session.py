@@ -8,6 +8,7 @@ cleaning up (pipes, pidfd, socket, run directory). The loop itself lives in ``ex
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -222,7 +223,17 @@ class LaunchSession:
                     )
                 )
             elif message.kind == "progress":
-                self.on_event(RunEvent("progress", _progress_text(body), message.rank, data=body.get("data")))
+                self.on_event(
+                    RunEvent(
+                        "progress",
+                        _progress_text(body),
+                        message.rank,
+                        data=body.get("data"),
+                        done=_number(body.get("done")),
+                        total=_number(body.get("total")),
+                        message=str(body.get("message", "")),
+                    )
+                )
             elif message.kind == "result" and message.rank == 0:
                 self.state.reported_result(body)
             elif message.kind == "error":
@@ -311,6 +322,17 @@ class LaunchSession:
                 self.on_event(RunEvent("log", note, 0, "WARNING"))
             self.server.close(self.run_dir / SOCKET_NAME)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _number(value: Any) -> Optional[float]:
+    """A progress count as a float, or None when the worker sent something else (a renderer's input)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a huge integer
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _progress_text(body: Dict[str, Any]) -> str:

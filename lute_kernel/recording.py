@@ -4,7 +4,8 @@ Owns turning a run's outcome into what is kept: the ``RunRecord`` (parameters, r
 written through ``lute_kernel.db`` (the one writer is the kernel's run path, never a Task or the
 worker) — first as RUNNING, so a kernel that dies leaves a visible row (``db ls`` shows it LOST),
 then finished once with the final status — the dict summary posted to the eLog when the site has
-one, and the one-line summary of a failure. A recording that fails is reported, never raised: the
+one, the figures kept next to the DB (and written for the eLog when the site says where), and the
+one-line summary of a failure. A recording that fails is reported, never raised: the
 run's outcome says "not recorded" and why.
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 import os
 import socket
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from lute_kernel import __version__
 from lute_kernel.errors import LuteError
@@ -51,6 +53,42 @@ def post_summary(prepared: PreparedRun, summary: Any, on_event: EventSink) -> No
         problem = post_run_parameters(prepared.site.elog_url, header.experiment, header.run, as_dict)
         if problem:
             on_event(RunEvent("log", problem, level="WARNING"))
+
+
+def keep_figures(
+    prepared: PreparedRun, row_id: Optional[int], outcome: ExecutionOutcome, on_event: EventSink
+) -> List[Path]:
+    """Store the figures a Task returned next to the DB (and for the eLog, if the site says where).
+
+    A figure that cannot be kept is a warning: the run's result stands. Returns the stored files.
+    """
+    figures = (outcome.result or {}).get("figures")
+    if not figures or row_id is None:
+        return []
+    from lute_kernel.figure_store import row_folder, store_figures
+    from lute_kernel.figures import FigureError
+
+    start = outcome.start.astimezone(timezone.utc).isoformat()  # as the row's prov.start records it
+    try:
+        stored = store_figures(prepared.work_dir, prepared.spec.name, row_id, start, figures)
+    except (FigureError, OSError) as exc:
+        on_event(RunEvent("log", f"figures not kept: {exc}", level="WARNING"))
+        return []
+    folder = row_folder(prepared.work_dir, prepared.spec.name, row_id)
+    on_event(RunEvent("status", f"{len(stored)} figure(s) kept in {folder}"))
+    header = prepared.params.lute_config
+    summary_root = prepared.site.elog_summary_root(header.experiment, header.run)
+    if summary_root is not None:
+        from lute_kernel.report import write_summary_pages
+
+        try:
+            pages = write_summary_pages(summary_root, stored)
+        except (OSError, ValueError) as exc:
+            on_event(RunEvent("log", f"eLog summary not written: {exc}", level="WARNING"))
+        else:
+            for page in pages:
+                on_event(RunEvent("status", f"eLog summary written: {page}"))
+    return [figure.path for figure in stored]
 
 
 class RunRecorder:

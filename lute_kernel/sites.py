@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
+import string
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.resources import packaged_dir
@@ -49,6 +50,9 @@ RUN_DIR_SUFFIX = "/lute-000000000000/s"
 
 MAX_LISTED_PROBLEMS = 5
 
+SUMMARY_PLACEHOLDERS = frozenset({"experiment", "hutch", "run"})
+"""What ``elog_summary_dir`` may name: upstream's ``/sdf/data/lcls/ds/{hutch}/{experiment}/stats/summary``."""
+
 
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
@@ -70,6 +74,12 @@ class SiteProfile(BaseModel):
         description="Extra host variables (names, or prefixes ending in '*') passed into Tasks.",
     )
     elog_url: Optional[str] = Field(None, description="eLog base URL; summaries are posted there as run parameters.")
+    elog_summary_dir: Optional[str] = Field(
+        None,
+        description="Where the eLog picks up summary plots (an absolute folder; {experiment}, {hutch} — the"
+        " experiment's first three letters — and {run} are filled in): a run's figures are written to"
+        " <dir>/<display_name>/report.html, one self-contained page per display name. Unset: not written.",
+    )
     ipc_max_bytes: int = Field(1 << 30, gt=0, description="Cap on one IPC message.")
     apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
     mpi: MpiSettings = Field(default_factory=MpiSettings)
@@ -79,6 +89,29 @@ class SiteProfile(BaseModel):
 
     _source: Optional[str] = PrivateAttr(None)
     _by_path: bool = PrivateAttr(False)
+
+    @field_validator("elog_summary_dir")
+    @classmethod
+    def _summary_dir_template(cls, template: Optional[str]) -> Optional[str]:
+        if template is None:
+            return None
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+            bad = [n for n in names if n not in SUMMARY_PLACEHOLDERS]
+        except ValueError as exc:
+            raise ValueError(f"not a folder template: {exc}") from None
+        if bad:
+            raise ValueError(f"unknown placeholder {{{bad[0]}}}; use {{experiment}}, {{hutch}} and {{run}}")
+        if not template.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return template
+
+    def elog_summary_root(self, experiment: str, run: Any) -> Optional[Path]:
+        """Return the folder eLog summaries of ``experiment``/``run`` go in, or None when the site has none."""
+        if self.elog_summary_dir is None:
+            return None
+        values = {"experiment": experiment, "hutch": experiment[:3], "run": run}
+        return Path(self.elog_summary_dir.format(**values))
 
     @property
     def source(self) -> Optional[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from lute_kernel.argv import build_binary_argv
+from lute_kernel.figures import ElogSummaryPlots
 from lute_kernel.parameters import TaskParameters, ThirdPartyParameters
 from lute_kernel.tasklets import Tasklet
 
@@ -33,13 +34,15 @@ class TaskStatus(str, enum.Enum):
 
 @dataclass
 class TaskResult:
-    """What a Task hands back: status, a summary (str or dict) and a payload (any JSON-able data)."""
+    """What a Task hands back: status, a summary (str or dict), a payload (any JSON-able data), figures."""
 
     task_name: str
     task_status: TaskStatus = TaskStatus.RUNNING
     summary: Any = ""
     payload: Any = None
     impl_schemas: str = ""
+    figures: List[ElogSummaryPlots] = field(default_factory=list)
+    """Summary plots for the report and the eLog (`Task.add_figures`)."""
 
 
 class Reporter:
@@ -100,6 +103,18 @@ class Task:
     def progress(self, done: float, total: Optional[float] = None, message: str = "", data: Any = None) -> None:
         """Tell the host how far the Task is; arrays in ``data`` travel as raw buffers."""
         self.reporter.progress(done, total, message, data)
+
+    def add_figures(self, display_name: str, figures: Any) -> ElogSummaryPlots:
+        """Attach figures to the run's result, shown under ``display_name`` (``"scans/my_motor_scan"``).
+
+        ``figures`` is one plotly Figure or figure dict ``{"data": [...], "layout": {...}}``, a list of
+        them, or ``{name: figure}``. They go to the host as data with the result, are stored next to
+        the DB, shown by ``lute-kernel report`` and, where the site says so, written for the eLog.
+        Raises ``FigureError`` here for anything that is not a figure.
+        """
+        plots = ElogSummaryPlots(display_name, figures)
+        self.result.figures.append(plots)
+        return plots
 
     @classmethod
     def describe(cls) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional
 import zmq
 
 from lute_kernel.errors import ProtocolError
+from lute_kernel.figures import figure_messages, split_plots
 from lute_kernel.ipc.client import IpcClient
 from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
 from lute_kernel.parameters import WORKER_CONTEXT
@@ -88,15 +89,18 @@ def _run_task(client: IpcClient, request: Dict[str, Any]) -> int:
         result.task_status = TaskStatus.COMPLETED
     if client.rank != 0:  # rank 0 reports the Task's result; the others only finish
         return EXIT_COMPLETED if result.task_status == TaskStatus.COMPLETED else EXIT_TASK_RAISED
-    client.send(
-        "result",
-        {
-            "task_status": result.task_status,
-            "summary": result.summary,
-            "payload": result.payload,
-            "impl_schemas": result.impl_schemas,
-        },
-    )
+    summary, in_summary = split_plots(result.summary)  # upstream Tasks return plots as summary/payload
+    payload, in_payload = split_plots(result.payload)
+    body: Dict[str, Any] = {
+        "task_status": result.task_status,
+        "summary": "" if summary is None and in_summary else summary,
+        "payload": payload,
+        "impl_schemas": result.impl_schemas,
+    }
+    figures = figure_messages([*result.figures, *in_summary, *in_payload])
+    if figures:
+        body["figures"] = figures
+    client.send("result", body)
     return EXIT_COMPLETED if result.task_status == TaskStatus.COMPLETED else EXIT_TASK_RAISED
 
 

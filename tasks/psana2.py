@@ -5,7 +5,8 @@ and optionally an ROI) and writes one event-aligned dataset per quantity, sorted
 Runs in the ``psana2`` image; psana, numpy, h5py and mpi4py are imported inside ``run()`` only, so
 the host validates the parameters without them. Under MPI psana2 spreads events over its bigdata
 ranks; rank 0 gathers every rank's rows and writes the file, so one process and N ranks write the
-same datasets. No calibration DB is used (``skip_calib_load='all'``) and no network is needed.
+same datasets, and returns the per-event sums as figures (``tasks/_event_figures.py``). No
+calibration DB is used (``skip_calib_load='all'``) and no network is needed.
 The DataSource, the gathering and the file writing are shared with ``SubmitSMD``
 (``tasks/_psana2_io.py``), whose producer writes the full smalldata_tools layout.
 """
@@ -183,6 +184,10 @@ class SmallDataPsana2(Task):
                 "ranks": size,
             }
             self.log.info("%d events in %.2f s -> %s", timestamp.size, seconds, params.out_file)
+            from ._event_figures import per_event_figures
+
+            title = f"{info.get('experiment', '')} run {info.get('run', '')} {params.detector}"
+            self.add_figures(f"smalldata/{params.detector}", per_event_figures(columns, title.strip()))
         if comm is not None:
             summary = comm.bcast(summary, root=0)
         self.result.summary = summary

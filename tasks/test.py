@@ -1,14 +1,15 @@
 """Upstream LUTE's first-party test Tasks, with their upstream names and parameters.
 
 ``Test`` (a loop that reports progress, optionally raises), ``TestSocket`` (sends numpy arrays to
-the host), ``TestWriteOutput`` (writes a file under work_dir; its path is the result) and
+the host and returns their statistics as figures), ``TestWriteOutput`` (writes a file under
+work_dir; its path is the result) and
 ``TestReadOutput`` (reads it; ``in_file`` defaults to what TestWriteOutput last recorded).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from pydantic import ValidationInfo, field_validator
 
@@ -51,6 +52,10 @@ class Test(Task):
         self.result.summary = "Test Finished."
 
 
+STATS_SAMPLE = 100_000
+"""TestSocket's figure shows the statistics of at most this many values of each array."""
+
+
 class TestSocket(Task):
     """Sends numpy arrays to the host over the socket, then returns one as the payload."""
 
@@ -70,10 +75,47 @@ class TestSocket(Task):
         params = self.params
         assert isinstance(params, TestSocket.Parameters)
         rng = np.random.default_rng()
+        stats = []
         for i in range(params.num_arrays):
-            self.progress(i + 1, params.num_arrays, f"Sending array {i}", data=rng.random(params.array_size))
+            array = rng.random(params.array_size)
+            self.progress(i + 1, params.num_arrays, f"Sending array {i}", data=array)
+            if array.size:  # a sample: the benchmark sends 8 MB arrays, and this must not slow it down
+                sample = array[:STATS_SAMPLE]
+                stats.append((sample.mean(), sample.std(), sample.min(), sample.max()))
         self.result.summary = f"Sent {params.num_arrays} arrays"
         self.result.payload = rng.random(params.array_size)
+        self.add_figures("tests/socket", _array_figures(stats, self.result.payload))
+
+
+def _array_figures(stats: List[Tuple[float, float, float, float]], last: Any) -> Dict[str, Any]:
+    """The figures of TestSocket (plain plotly dicts): each array's statistics, the payload's histogram."""
+    import numpy as np
+
+    index = list(range(len(stats)))
+    mean, std, low, high = ([float(s[k]) for s in stats] for k in range(4))
+    counts, edges = np.histogram(last, bins=40, range=(0.0, 1.0))
+    line = {"type": "scatter", "mode": "lines+markers", "x": index}
+    return {
+        "array_statistics": {
+            "data": [
+                {**line, "name": "mean ± std", "y": mean, "error_y": {"type": "data", "array": std}},
+                {**line, "name": "min", "y": low},
+                {**line, "name": "max", "y": high},
+            ],
+            "layout": {
+                "title": {"text": f"{len(stats)} arrays sent (statistics of up to {STATS_SAMPLE:,} values each)"},
+                "xaxis": {"title": {"text": "array"}},
+                "yaxis": {"title": {"text": "value"}},
+            },
+        },
+        "payload_histogram": {
+            "data": [{"type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": counts, "name": "payload"}],
+            "layout": {
+                "title": {"text": f"payload: {int(counts.sum())} values"},
+                "xaxis": {"title": {"text": "value"}},
+            },
+        },
+    }
 
 
 class TestWriteOutput(Task):

@@ -5,8 +5,10 @@ did not complete, 2 bad input, 130 interrupted), and signal handling for ``run``
 does is a call into ``lute_kernel.api`` (the same calls Prefect flows make).
 
 :func:`main` is the last line of defence: whatever escapes a command ends as one line on stderr,
-never a traceback. An interrupt (Ctrl-C, even a second one while starting up) exits 130 with
-``lute-kernel: interrupted``; any other unexpected exception prints
+never a traceback. Errors are plain ``error: …`` lines (the last line of the output, usage errors
+too) when stderr is not a terminal — a Slurm log, a pipe, CI —, and rich's formatting on one. An
+interrupt (Ctrl-C, even a second one while starting up) exits 130 with ``lute-kernel: interrupted``;
+any other unexpected exception prints
 ``error: internal error: <Type>: <message> (traceback in <file>)``, the traceback written to a
 file under ``$TMPDIR``, and exits 1. The commands themselves are in :mod:`lute_kernel.cli.app`,
 imported inside :func:`main` so that an interrupt while importing is caught too.
@@ -48,14 +50,22 @@ def main() -> NoReturn:
 
 def _run_app() -> int:
     from lute_kernel.cli.app import app
+    from lute_kernel.cli.common import click_exceptions, show_click_error
 
+    usage_errors, aborts = click_exceptions()
     try:
-        app()
+        # Not standalone: usage errors come back here, to be shown plainly where stderr is no terminal.
+        code = app(standalone_mode=False)
+    except usage_errors as exc:
+        return show_click_error(exc)
+    except aborts:
+        return _interrupted()
     except SystemExit as exc:
         code = _code_of(exc)
-        # typer turns a KeyboardInterrupt inside a command into a silent exit 130.
-        return _interrupted() if code == EXIT_INTERRUPTED else code
-    return 0
+    # typer turns a KeyboardInterrupt inside a command into a silent exit 130.
+    if code == EXIT_INTERRUPTED:
+        return _interrupted()
+    return code if isinstance(code, int) else 0
 
 
 def _code_of(exc: SystemExit) -> int:

@@ -1,10 +1,9 @@
-"""The top-level commands: run, explain, validate, tasks; and the ``config``/``db`` groups."""
+"""The top-level commands: run, rerun, explain, validate, report, submit; and the config/db/images/tasks groups."""
 
 from __future__ import annotations
 
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
@@ -16,41 +15,48 @@ from lute_kernel.cli.common import (
     RanksOption,
     RuntimeOption,
     SiteOption,
+    print_error,
     reported_errors,
 )
+from lute_kernel.cli.completion import complete_task
 from lute_kernel.cli.config_cmd import config_app
 from lute_kernel.cli.db import db_app
 from lute_kernel.cli.flow import flow_app
 from lute_kernel.cli.images import images_app
+from lute_kernel.cli.report_cmd import report
 from lute_kernel.cli.submit import submit
+from lute_kernel.cli.tasks_cmd import tasks_app
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
 
 app = typer.Typer(
     help="Run LCLS analysis Tasks: validated on the host, run in their own environment, recorded in SQLite.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; Task, image and section names complete
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(images_app, name="images")
 app.add_typer(flow_app, name="flow")
+app.add_typer(tasks_app, name="tasks")
 app.command("submit")(submit)
+app.command("report")(report)
 
-TaskArgument = Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")]
+TaskArgument = Annotated[
+    str,
+    typer.Argument(help="Task name (class name, or an upstream alias such as Tester).", autocompletion=complete_task),
+]
 
 
-def _print_event(event: Any) -> None:
-    rank = f"[{event.rank}] " if event.rank else ""
-    if event.kind == "log":
-        line = f"{rank}{event.level:<7} {event.text}"
-    elif event.kind == "progress":
-        line = f"{rank}progress {event.text}"
-    elif event.kind == "status":
-        line = f"lute-kernel: {event.text}"
-    else:
-        line = f"{rank}{event.kind}: {event.text}"
-    print(line, file=sys.stderr if event.kind == "stderr" else sys.stdout, flush=True)
+SkipDoneOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-done",
+        help="Do not run TASK if a valid COMPLETED row of this run has the same parameters, image digest and"
+        " kernel version: say which row it is and exit 0.",
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Run even when --skip-done finds the run done.")]
 
 
 @app.command()
@@ -61,19 +67,32 @@ def run(
     runtime: RuntimeOption = None,
     launcher: LauncherOption = None,
     ranks: RanksOption = None,
+    skip_done: SkipDoneOption = False,
+    force: ForceOption = False,
 ) -> None:
-    """Validate TASK's section of the config, run it, stream its log, and record it in the DB."""
-    _run_and_report(task, config, site=site, runtime=runtime, launcher=launcher, ranks=ranks)
+    """Validate TASK's section of the config, run it, show its log and progress, and record it in the DB."""
+    _run_and_report(
+        task, config, skip_done=skip_done and not force, site=site, runtime=runtime, launcher=launcher, ranks=ranks
+    )
 
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """Signals that cancel the run (forwarded to the Task): Ctrl-C, scancel/kill, a closed terminal, Ctrl-\\."""
 
 
-def _run_and_report(task: str, config: Path, **options: Any) -> None:
+def _report_done(row: Dict[str, Any], task: str, db_file: Path) -> None:
+    start = str(row.get("prov.start") or row.get("timestamp") or "")[:19].replace("T", " ")
+    typer.echo(
+        f"{task}: already done: row {row.get('id')} in {db_file} (COMPLETED {start} UTC) has the same parameters,"
+        " image digest and kernel version for this run; not run again (--force runs it)"
+    )
+
+
+def _run_and_report(task: str, config: Path, *, skip_done: bool = False, **options: Any) -> None:
     """Prepare, run with live output and signal forwarding, print the status line, exit 0/1/2."""
-    from lute_kernel.api import prepare, run_prepared
+    from lute_kernel.api import done_row, prepare, run_prepared
     from lute_kernel.cancel import CancelToken
+    from lute_kernel.cli.progress import RunDisplay
 
     cancel = CancelToken()
     # Installed before anything slow: a signal during start-up cancels cleanly (nothing is launched
@@ -82,11 +101,17 @@ def _run_and_report(task: str, config: Path, **options: Any) -> None:
     try:
         with reported_errors():
             prepared = prepare(task, config, **options)
+            done = done_row(prepared) if skip_done else None
+        if done is not None:
+            from lute_kernel.db import db_path
+
+            _report_done(done, prepared.spec.name, db_path(prepared.work_dir))
+            raise typer.Exit(EXIT_OK)
         if cancel.cancelled:
             typer.echo(f"lute-kernel: cancelled by {signal.Signals(cancel.signum or 2).name} before launch", err=True)
             raise typer.Exit(EXIT_TASK_FAILED)
-        with reported_errors():
-            outcome = run_prepared(prepared, on_event=_print_event, cancel=cancel)
+        with reported_errors(), RunDisplay() as display:
+            outcome = run_prepared(prepared, on_event=display.sink(), cancel=cancel)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -97,7 +122,7 @@ def _run_and_report(task: str, config: Path, **options: Any) -> None:
     where = f"row {outcome.row_id} in {outcome.db_path}" if outcome.row_id is not None else "NOT RECORDED"
     typer.echo(f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s ({where}){summary}")
     if outcome.not_recorded:
-        typer.echo(f"error: not recorded in {outcome.db_path}: {outcome.not_recorded}", err=True)
+        print_error(f"not recorded in {outcome.db_path}: {outcome.not_recorded}")
         raise typer.Exit(EXIT_TASK_FAILED)
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_TASK_FAILED)
 
@@ -114,7 +139,7 @@ def rerun(
     with reported_errors():
         row = db.get_row(work_dir, task, row_id)
     if not row.get("prov.config"):
-        typer.echo(f"error: {task} row {row_id} was recorded without its config path; run it with `run`", err=True)
+        print_error(f"{task} row {row_id} was recorded without its config path; run it with `run`")
         raise typer.Exit(EXIT_BAD_INPUT)
     typer.echo(f"lute-kernel: running {task} row {row_id} again from {row['prov.config']}")
     _run_and_report(
@@ -173,34 +198,12 @@ def validate(config: ConfigPath) -> None:
 
     with reported_errors():
         reports = validate_file(load_config(config), discover())
-    for report in reports:
-        mark = "ok " if report.ok else "ERR"
-        typer.echo(f"{mark} {report.section}" + ("" if report.ok else f": {report.message}"))
+    for checked in reports:
+        mark = "ok " if checked.ok else "ERR"
+        typer.echo(f"{mark} {checked.section}" + ("" if checked.ok else f": {checked.message}"))
     bad = [r for r in reports if not r.ok]
     typer.echo(f"{len(reports) - len(bad)} valid, {len(bad)} invalid")
     raise typer.Exit(EXIT_BAD_INPUT if bad else EXIT_OK)
-
-
-@app.command("tasks")
-def list_tasks(
-    show_failures: bool = typer.Option(True, help="Also list Task modules that failed to load."),
-) -> None:
-    """List the registered Tasks: name, image, kind, aliases, one-line description."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from lute_kernel.registry import discover
-
-    registry = discover()
-    table = Table("Task", "image", "kind", "aliases", "description")
-    for name in sorted(registry.tasks):
-        spec = registry.tasks[name]
-        table.add_row(name, spec.cls.image, spec.cls.kind, ", ".join(spec.aliases), spec.cls.describe())
-    console = Console()
-    console.print(table)
-    if show_failures and registry.failures:
-        for failure in registry.failures:
-            console.print(f"[red]failed to load[/red] {failure.source}: {failure.error}")
 
 
 def version_callback(value: Optional[bool]) -> None:

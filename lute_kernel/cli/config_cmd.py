@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from lute_kernel.cli.common import ConfigPath, reported_errors
+from lute_kernel.cli.completion import complete_section
 
 config_app = typer.Typer(help="Inspect configuration files.", no_args_is_help=True)
 
@@ -16,7 +17,11 @@ config_app = typer.Typer(help="Inspect configuration files.", no_args_is_help=Tr
 def show(
     config: ConfigPath,
     section: Optional[str] = typer.Option(
-        None, "--section", "-s", help="Only this section (any name, known Task or not)."
+        None,
+        "--section",
+        "-s",
+        help="Only this section (any name, known Task or not).",
+        autocompletion=complete_section,
     ),
 ) -> None:
     """Print the fully substituted config as JSON (header and sections, or one section)."""

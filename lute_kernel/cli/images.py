@@ -8,10 +8,14 @@ from typing import Annotated, List, Optional
 import typer
 
 from lute_kernel.cli.common import SiteOption, reported_errors
+from lute_kernel.cli.completion import complete_image
 
 NamesArgument = Annotated[
     Optional[List[str]],
-    typer.Argument(help="Images to build (their parents first). Default: every image this site can build."),
+    typer.Argument(
+        help="Images to build (their parents first). Default: every image this site can build.",
+        autocompletion=complete_image,
+    ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Rebuild the named images even when up to date.")]
 
@@ -26,13 +30,35 @@ def build(
     names: NamesArgument = None,
     force: ForceOption = False,
     site: SiteOption = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="On a terminal too, show apptainer's output, not live steps.")
+    ] = False,
 ) -> None:
-    """Build images from their recipes; unchanged ones are skipped, cached ones are linked."""
+    """Build images from their recipes; unchanged ones are skipped, cached ones are linked.
+
+    Each build step is shown with its elapsed time: live on a terminal (apptainer's output goes to the
+    build log), as plain lines between apptainer's output elsewhere.
+    """
+    from lute_kernel.cli.progress import wants_bar
     from lute_kernel.images.build import build_images
     from lute_kernel.sites import load_site
 
     with reported_errors():
-        outcomes = build_images(names or [], load_site(site), force=force)
+        profile = load_site(site)
+        if verbose or not wants_bar(sys.stdout):
+            outcomes = build_images(names or [], profile, force=force)
+        else:
+            from lute_kernel.cli.build_display import BuildDisplay
+
+            with BuildDisplay() as display:
+                outcomes = build_images(
+                    names or [],
+                    profile,
+                    force=force,
+                    output=display.output,
+                    status=display.status,
+                    on_step=display.step,
+                )
     done = ", ".join(f"{o.name} {o.action}" for o in outcomes) or "nothing to build"
     typer.echo(f"images: {done}")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 
 from lute_kernel.cli.common import ConfigPath, RuntimeOption, SiteOption, reported_errors
+from lute_kernel.cli.completion import complete_task
 from lute_kernel.errors import EXIT_OK, EXIT_TASK_FAILED
 from lute_kernel.sites import SlurmSettings
 
@@ -16,7 +17,12 @@ Count = Optional[int]
 
 
 def submit(
-    task: Annotated[str, typer.Argument(help="Task name (class name, or an upstream alias such as Tester).")],
+    task: Annotated[
+        str,
+        typer.Argument(
+            help="Task name (class name, or an upstream alias such as Tester).", autocompletion=complete_task
+        ),
+    ],
     config: ConfigPath,
     nodes: Annotated[Count, typer.Option("--nodes", "-N", help="sbatch --nodes.")] = None,
     ntasks: Annotated[

@@ -6,6 +6,7 @@ from plain data and must not read the database, print, or exit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, List
 
@@ -102,6 +103,19 @@ def row_detail_table(task_name: str, row: Mapping[str, Any]) -> Table:
     table.add_column("column", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in row.items():
-        cell = _valid_cell(value) if name == "valid_flag" else _cell(value)
+        cell = _valid_cell(value) if name == "valid_flag" else _laid_out(value)
         table.add_row(Text(name), cell)
     return table
+
+
+def _laid_out(value: Any) -> Text:
+    """A detail cell: JSON text (argv, env, payloads) indented, so it wraps readably; the rest as is."""
+    if value is None:
+        return Text("-", style="dim")
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    if text[:1] in "[{":
+        try:
+            text = json.dumps(json.loads(text), indent=2)
+        except ValueError:
+            pass
+    return Text(text)

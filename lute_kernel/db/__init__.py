@@ -2,13 +2,15 @@
 
 Re-exports the public API. Only the executor records runs (`check_recordable` before launch,
 `begin_run` before it, `finish_run` after it); readers (config substitution of
-``{{ Task.param }}``, DB-derived defaults, the ``lute-kernel db`` viewer) never create or change
-the database, except `invalidate`, which a user asks for explicitly.
+``{{ Task.param }}``, DB-derived defaults, skip-if-done, the ``lute-kernel db`` commands, the viewer
+and the report) never create or change the database, except `invalidate`, which a user asks for explicitly.
 """
 
 from __future__ import annotations
 
+from lute_kernel.db.browse import change_signature, read_table, table_names
 from lute_kernel.db.connection import db_path
+from lute_kernel.db.done import find_done_row
 from lute_kernel.db.env import recorded_env
 from lute_kernel.db.flatten import flatten
 from lute_kernel.db.liveness import LOST, RUNNING, display_status, is_lost
@@ -31,9 +33,11 @@ __all__ = [
     "RunRecord",
     "TaskTableSummary",
     "begin_run",
+    "change_signature",
     "check_recordable",
     "db_path",
     "display_status",
+    "find_done_row",
     "finish_run",
     "flatten",
     "get_row",
@@ -43,6 +47,8 @@ __all__ = [
     "latest_value",
     "list_rows",
     "list_tasks",
+    "read_table",
     "record_run",
     "recorded_env",
+    "table_names",
 ]

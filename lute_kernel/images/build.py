@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from lute_kernel.images import apptainer_build
 from lute_kernel.images.address import content_address, file_sha256, resolve_sources
 from lute_kernel.images.apptainer_build import ImageBuildError, OutputSink, build_argv, terminal_output
+from lute_kernel.images.build_steps import BuildSteps, StepSink, print_step
 from lute_kernel.images.locking import exclusive_lock, replace_symlink, write_atomically
 from lute_kernel.images.manifest import ImageRecord, ManifestError, read_manifest, read_sidecar, record_image
 from lute_kernel.images.manifest import write_sidecar as store_sidecar
@@ -105,6 +106,7 @@ class _Builder:
     site: SiteProfile
     output: OutputSink
     status: StatusSink
+    on_step: StepSink = print_step
     _version: Optional[str] = field(default=None)
 
     def apptainer_version(self) -> str:
@@ -205,10 +207,19 @@ class _Builder:
             Path(settings.build_tmpdir).mkdir(parents=True, exist_ok=True)
             env["APPTAINER_TMPDIR"] = settings.build_tmpdir
         start = time.monotonic()
+        steps = BuildSteps(name, self.on_step)
+
+        def output(chunk: bytes) -> None:
+            steps.feed(chunk)
+            self.output(chunk)
+
         try:
-            code = apptainer_build.run_build_command(
-                argv, cwd=image.recipe.path.parent, log_path=log, env=env, output=self.output
-            )
+            try:
+                code = apptainer_build.run_build_command(
+                    argv, cwd=image.recipe.path.parent, log_path=log, env=env, output=output
+                )
+            finally:
+                steps.finish()
             if code != 0 or not tmp.is_file():
                 raise ImageBuildError(self.failure_message(name, code, log))
             sha256 = file_sha256(tmp)
@@ -260,6 +271,7 @@ def build_images(
     paths: Optional[ImagePaths] = None,
     output: OutputSink = terminal_output,
     status: StatusSink = print_status,
+    on_step: StepSink = print_step,
 ) -> List[BuildOutcome]:
     """Build ``names`` (none: every image the site can build), parents first.
 
@@ -270,6 +282,7 @@ def build_images(
         paths: Recipes, images and cache folders (default: from the environment and the site).
         output: Where the live build output goes (raw bytes).
         status: Where the builder's own status lines go.
+        on_step: Told each build step (apptainer's ``INFO:`` lines) with the seconds since its build began.
 
     Raises:
         InputError: Unknown image, site-restricted image, bad recipe: before anything is built.
@@ -283,7 +296,7 @@ def build_images(
         left_out = sorted(set(book.recipes) - {r.name for r in order})
         for name in left_out:
             status(f"==> {name}: not built here ({book.recipes[name].restriction()}; this is site {site.name!r})")
-    builder = _Builder(paths=paths, site=site, output=output, status=status)
+    builder = _Builder(paths=paths, site=site, output=output, status=status, on_step=on_step)
     outcomes = []
     for recipe in order:
         forced = force and (not names or recipe.name in names)

@@ -307,6 +307,7 @@ def test_default_discovery_reads_lute_tasks_path_then_the_builtin_package(
         "FaultMemory",
         "WithTasklets",
         "ProbeEnvironment",
+        "FigureForms",
         "MpiRankCrash",
         "MpiReport",
         "IpcStrangerTarget",
