@@ -7,9 +7,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tasks.ccp4 import STDIN_FROM, DimpleSolve, RunSHELXC
-from tasks.crystfel_index import IndexCrystFEL
-from tasks.crystfel_merge import CompareHKL, ManipulateHKL, MergePartialator
+from lute_kernel_tasks.ccp4 import STDIN_FROM, DimpleSolve, RunSHELXC
+from lute_kernel_tasks.crystfel_index import IndexCrystFEL
+from lute_kernel_tasks.crystfel_merge import CompareHKL, ManipulateHKL, MergePartialator
 
 
 def header(work_dir: Path, **changes: Any) -> Dict[str, Any]:

@@ -13,9 +13,9 @@ from typing import Any, Dict
 import pytest
 
 from lute_kernel.db import RunRecord, record_run
-from tasks.ccp4 import DimpleSolve, RunSHELXC
-from tasks.crystfel_index import ConcatenateStreamFiles, IndexCrystFEL
-from tasks.crystfel_merge import CompareHKL, ManipulateHKL, MergePartialator
+from lute_kernel_tasks.ccp4 import DimpleSolve, RunSHELXC
+from lute_kernel_tasks.crystfel_index import ConcatenateStreamFiles, IndexCrystFEL
+from lute_kernel_tasks.crystfel_merge import CompareHKL, ManipulateHKL, MergePartialator
 
 EXP = "mfx100848724"
 

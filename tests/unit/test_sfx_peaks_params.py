@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks._sfx_geometry import parse_geometry, parse_vector, radius_map
-from tasks._sfx_run import upstream_tag
-from tasks.sfx_peaks import FindPeaksPyAlgos, FindPeaksSFX
+from lute_kernel_tasks._sfx_geometry import parse_geometry, parse_vector, radius_map
+from lute_kernel_tasks._sfx_run import upstream_tag
+from lute_kernel_tasks.sfx_peaks import FindPeaksPyAlgos, FindPeaksSFX
 
 GEOMETRY = """; two panels side by side, stacked along ss in the data
 clen = 0.1

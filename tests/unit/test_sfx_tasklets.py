@@ -174,7 +174,7 @@ def test_arbitrary_text_never_crashes_the_parser_with_anything_but_valueerror() 
 
 
 def test_the_compare_hkl_tasklet_as_the_task_declares_it(tmp_path: Path) -> None:
-    from tasks.crystfel_merge import CompareHKL
+    from lute_kernel_tasks.crystfel_merge import CompareHKL
 
     path = tmp_path / "lyso_CC_n2.dat"
     path.write_text(CC)
@@ -208,7 +208,7 @@ def test_dimple_density_page(tmp_path: Path) -> None:
 
 
 def test_dimple_tasklet_arguments_as_the_task_declares_them(tmp_path: Path) -> None:
-    from tasks.ccp4 import DimpleSolve
+    from lute_kernel_tasks.ccp4 import DimpleSolve
 
     [tasklet] = DimpleSolve.after
     values = {"out_dir": "/w/dimple", "in_file": "/w/lyso.mtz", "lute_config": {"experiment": "e", "work_dir": "/w"}}
