@@ -49,6 +49,11 @@ def main() -> NoReturn:
 
 
 def _run_app() -> int:
+    from lute_kernel.cli.lean import lean_run
+
+    lean = lean_run(sys.argv[1:])  # a plain `run`: no typer, rich or click before the Task starts
+    if lean is not None:
+        return lean
     from lute_kernel.cli.app import app
     from lute_kernel.cli.common import click_exceptions, show_click_error
 

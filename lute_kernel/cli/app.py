@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Annotated, Any, Dict, Optional
 
@@ -15,7 +14,6 @@ from lute_kernel.cli.common import (
     RanksOption,
     RuntimeOption,
     SiteOption,
-    print_error,
     reported_errors,
 )
 from lute_kernel.cli.completion import complete_task
@@ -23,10 +21,11 @@ from lute_kernel.cli.config_cmd import config_app
 from lute_kernel.cli.db import db_app
 from lute_kernel.cli.flow import flow_app
 from lute_kernel.cli.images import images_app
+from lute_kernel.cli.messages import print_error
 from lute_kernel.cli.report_cmd import report
 from lute_kernel.cli.submit import submit
 from lute_kernel.cli.tasks_cmd import tasks_app
-from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED
+from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK
 
 app = typer.Typer(
     help="Run LCLS analysis Tasks: validated on the host, run in their own environment, recorded in SQLite.",
@@ -76,55 +75,11 @@ def run(
     )
 
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-"""Signals that cancel the run (forwarded to the Task): Ctrl-C, scancel/kill, a closed terminal, Ctrl-\\."""
-
-
-def _report_done(row: Dict[str, Any], task: str, db_file: Path) -> None:
-    start = str(row.get("prov.start") or row.get("timestamp") or "")[:19].replace("T", " ")
-    typer.echo(
-        f"{task}: already done: row {row.get('id')} in {db_file} (COMPLETED {start} UTC) has the same parameters,"
-        " image digest and kernel version for this run; not run again (--force runs it)"
-    )
-
-
 def _run_and_report(task: str, config: Path, *, skip_done: bool = False, **options: Any) -> None:
-    """Prepare, run with live output and signal forwarding, print the status line, exit 0/1/2."""
-    from lute_kernel.api import done_row, prepare, run_prepared
-    from lute_kernel.cancel import CancelToken
-    from lute_kernel.cli.progress import RunDisplay
+    """Run TASK as ``lute-kernel run`` does (``lute_kernel.cli.run_cmd``) and exit with its code."""
+    from lute_kernel.cli.run_cmd import run_and_report
 
-    cancel = CancelToken()
-    # Installed before anything slow: a signal during start-up cancels cleanly (nothing is launched
-    # yet, so preparing is simply not continued), instead of a traceback from wherever it landed.
-    previous = {s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in FORWARDED_SIGNALS}
-    try:
-        with reported_errors():
-            prepared = prepare(task, config, **options)
-            done = done_row(prepared) if skip_done else None
-        if done is not None:
-            from lute_kernel.db import db_path
-
-            _report_done(done, prepared.spec.name, db_path(prepared.work_dir))
-            raise typer.Exit(EXIT_OK)
-        if cancel.cancelled:
-            typer.echo(f"lute-kernel: cancelled by {signal.Signals(cancel.signum or 2).name} before launch", err=True)
-            raise typer.Exit(EXIT_TASK_FAILED)
-        with reported_errors(), RunDisplay() as display:
-            outcome = run_prepared(prepared, on_event=display.sink(), cancel=cancel)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        cancel.close()
-    from lute_kernel.summaries import summary_text
-
-    summary = f" — {summary_text(outcome.summary)}" if outcome.summary else ""
-    where = f"row {outcome.row_id} in {outcome.db_path}" if outcome.row_id is not None else "NOT RECORDED"
-    typer.echo(f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s ({where}){summary}")
-    if outcome.not_recorded:
-        print_error(f"not recorded in {outcome.db_path}: {outcome.not_recorded}")
-        raise typer.Exit(EXIT_TASK_FAILED)
-    raise typer.Exit(EXIT_OK if outcome.ok else EXIT_TASK_FAILED)
+    raise typer.Exit(run_and_report(task, config, skip_done=skip_done, **options))
 
 
 @app.command()

@@ -7,8 +7,6 @@ style on a terminal (usage errors in typer's panel).
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Annotated, Any, List, Optional, Tuple
 
 import typer
 
+from lute_kernel.cli.messages import print_error, stderr_is_terminal
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_TASK_FAILED, InputError, LuteError
 
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="LUTE configuration YAML (header + Task sections).")]
@@ -43,25 +42,6 @@ RanksOption = Annotated[
     Optional[int],
     typer.Option("--ranks", "-n", help="MPI ranks (default: the Task's, else the allocation's tasks minus one)."),
 ]
-
-
-def stderr_is_terminal() -> bool:
-    """Return whether stderr is a terminal that shows rich's formatting (not a file, pipe or dumb terminal)."""
-    try:
-        return sys.stderr.isatty() and os.environ.get("TERM", "") != "dumb"
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        return False
-
-
-def print_error(message: str) -> None:
-    """Print ``error: <message>`` on stderr: plain off a terminal, in rich's red on one."""
-    if not stderr_is_terminal():
-        typer.echo(f"error: {message}", err=True)
-        return
-    from rich.console import Console
-    from rich.text import Text
-
-    Console(stderr=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
 
 
 def click_exceptions() -> Tuple[Tuple[type[BaseException], ...], Tuple[type[BaseException], ...]]:

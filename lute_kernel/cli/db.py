@@ -20,8 +20,9 @@ from typing import Annotated, Any, Dict, Optional
 
 import typer
 
-from lute_kernel.cli.common import print_error, reported_errors
+from lute_kernel.cli.common import reported_errors
 from lute_kernel.cli.completion import complete_task
+from lute_kernel.cli.messages import print_error
 from lute_kernel.errors import EXIT_BAD_INPUT, DatabaseError, InputError
 
 ROW_ID_MAX = 2**63 - 1
