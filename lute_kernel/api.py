@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -24,6 +24,7 @@ from lute_kernel.forked import can_fork
 from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
+from lute_kernel.profile import Timeline
 from lute_kernel.ranks import choose_launch
 from lute_kernel.recording import RunRecorder, failure_summary, keep_figures, post_summary
 from lute_kernel.registry import Registry, discover, registry_for
@@ -48,6 +49,7 @@ class PreparedRun:
     plan: LaunchPlan
     request: Optional[Dict[str, Any]]
     site: SiteProfile
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def work_dir(self) -> str:
@@ -72,6 +74,8 @@ class RunOutcome:
     """Why the run has no row (the DB refused it); empty when it was recorded."""
     figures: Tuple[str, ...] = ()
     """The JSON files of the figures the Task returned (``<work_dir>/figures/<Task>/<row>/…``)."""
+    timeline: Timeline = field(default_factory=Timeline)
+    """When the run passed each of its moments (``lute-kernel run --profile`` prints the breakdown)."""
 
     @property
     def ok(self) -> bool:
@@ -112,6 +116,8 @@ def prepare(
     ranks: Optional[int] = None,
 ) -> PreparedRun:
     """Validate everything and build the plan; raise InputError on bad input. Launches nothing."""
+    timeline = Timeline()
+    timeline.mark("prepare_start")
     registry = registry or registry_for([task_name])  # imports that Task's module only
     spec = registry.get(task_name)
     env = os.environ if host_env is None else host_env
@@ -139,7 +145,8 @@ def prepare(
             "tasks_dir": spec.tasks_dir,
             "params": params.model_dump(mode="json"),
         }
-    return PreparedRun(spec, config, params, plan, request, profile)
+    timeline.mark("prepared")
+    return PreparedRun(spec, config, params, plan, request, profile, timeline)
 
 
 def explain(prepared: PreparedRun) -> Dict[str, Any]:
@@ -248,6 +255,10 @@ def run_prepared(
     figures = keep_figures(prepared, row_id, outcome, on_event)
     from lute_kernel.db import db_path  # imported by the recorder already
 
+    for name, moment in outcome.timeline.marks.items():
+        prepared.timeline.marks.setdefault(name, moment)
+    prepared.timeline.mark("recorded")
+
     end = outcome.end or datetime.now(timezone.utc)
     return RunOutcome(
         task_name=prepared.spec.name,
@@ -261,6 +272,7 @@ def run_prepared(
         seconds=(end - outcome.start).total_seconds(),
         not_recorded=not_recorded,
         figures=tuple(str(path) for path in figures),
+        timeline=prepared.timeline,
     )
 
 

@@ -90,6 +90,7 @@ def execute(
                 elif item in run.pipes:
                     run.handle_pipe(item)
         run.state.process_exited(proc.returncode)
+        run.outcome.timeline.mark("exited")
         signal_group(proc.pid, signal.SIGKILL)  # nothing the Task started may outlive it
         run.wait_final_messages()
     finally:
@@ -100,6 +101,7 @@ def execute(
         deadman.release(proc.pid)
         run.close()
         run.outcome.end = datetime.now(timezone.utc)
+        run.outcome.timeline.mark("closed")
     if cancel is not None and cancel.cancelled:
         # Slurm's scancel signals the kernel and the step at once: ranks may vanish before the
         # cancel pipe is read. The state decides whether the cancel or the Task's own end wins.

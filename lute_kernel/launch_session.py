@@ -29,6 +29,7 @@ from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
+from lute_kernel.profile import Timeline
 from lute_kernel.run_dirs import RUN_DIR_PREFIX, clean_stale_run_dirs, make_run_dir
 from lute_kernel.run_state import RunState, signal_name
 from lute_kernel.spawn import spawn
@@ -48,6 +49,7 @@ class ExecutionOutcome:
     end: Optional[datetime] = None
     messages: int = 0
     rejected_frames: int = 0
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def status(self) -> TaskStatus:
@@ -181,7 +183,9 @@ class LaunchSession:
             env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
             self.poller.register(self.server.socket, zmq.POLLIN)
             self.poller.register(self.server.monitor, zmq.POLLIN)
+        self.outcome.timeline.mark("launch")
         proc = spawn(replace(self.plan, env=env))
+        self.outcome.timeline.mark("spawned")
         self.state.launched()
         run_started(self.run_id, proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
@@ -209,8 +213,10 @@ class LaunchSession:
             if message.kind == "hello":
                 self.hellos.add(message.rank)
                 self.state.worker_connected()
+                self.outcome.timeline.mark("hello")
                 if self._admit():
                     self.server.send(identity, "params", self.request or {})
+                    self.outcome.timeline.mark("params")
                 else:
                     self.terminate(self.proc.pid, TaskStatus.FAILED, signal.SIGTERM, self.state.launch_failure or "")
             elif message.kind == "log":
@@ -236,6 +242,7 @@ class LaunchSession:
                 )
             elif message.kind == "result" and message.rank == 0:
                 self.state.reported_result(body)
+                self.outcome.timeline.mark("result")
             elif message.kind == "error":
                 self.state.reported_error(body)
                 self.on_event(RunEvent("log", f"{body.get('type')}: {body.get('message')}", message.rank, "ERROR"))

@@ -56,6 +56,12 @@ SkipDoneOption = Annotated[
     ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Run even when --skip-done finds the run done.")]
+ProfileOption = Annotated[
+    bool,
+    typer.Option(
+        "--profile", help="At the end, print where the wall time went (start-up, validation, container, Task…)."
+    ),
+]
 
 
 @app.command()
@@ -68,18 +74,26 @@ def run(
     ranks: RanksOption = None,
     skip_done: SkipDoneOption = False,
     force: ForceOption = False,
+    profile: ProfileOption = False,
 ) -> None:
     """Validate TASK's section of the config, run it, show its log and progress, and record it in the DB."""
     _run_and_report(
-        task, config, skip_done=skip_done and not force, site=site, runtime=runtime, launcher=launcher, ranks=ranks
+        task,
+        config,
+        skip_done=skip_done and not force,
+        profile=profile,
+        site=site,
+        runtime=runtime,
+        launcher=launcher,
+        ranks=ranks,
     )
 
 
-def _run_and_report(task: str, config: Path, *, skip_done: bool = False, **options: Any) -> None:
+def _run_and_report(task: str, config: Path, **options: Any) -> None:
     """Run TASK as ``lute-kernel run`` does (``lute_kernel.cli.run_cmd``) and exit with its code."""
     from lute_kernel.cli.run_cmd import run_and_report
 
-    raise typer.Exit(run_and_report(task, config, skip_done=skip_done, **options))
+    raise typer.Exit(run_and_report(task, config, **options))
 
 
 @app.command()

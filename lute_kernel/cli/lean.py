@@ -35,6 +35,7 @@ def _parser() -> _Parser:
     parser.add_argument("-n", "--ranks", type=int)
     parser.add_argument("--skip-done", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--profile", action="store_true")
     return parser
 
 
@@ -59,6 +60,7 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
         options.task,
         Path(options.config),
         skip_done=options.skip_done and not options.force,
+        profile=options.profile,
         site=options.site,
         runtime=options.runtime,
         launcher=options.launcher,

@@ -10,6 +10,7 @@ call :func:`run_and_report`, so they print the same lines and return the same co
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -34,8 +35,11 @@ def _error_code(err: LuteError) -> int:
     return EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_TASK_FAILED
 
 
-def run_and_report(task: str, config: Path, *, skip_done: bool = False, **options: Any) -> int:
-    """Prepare TASK, run it with live output and signal forwarding, print the status line; return the exit code."""
+def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile: bool = False, **options: Any) -> int:
+    """Prepare TASK, run it with live output and signal forwarding, print the status line; return the exit code.
+
+    ``profile`` (or ``LUTE_PROFILE=1``) prints where the wall time went, on stderr, at the end.
+    """
     from lute_kernel.cancel import CancelToken
 
     cancel = CancelToken()
@@ -74,6 +78,10 @@ def run_and_report(task: str, config: Path, *, skip_done: bool = False, **option
     summary = f" — {summary_text(outcome.summary)}" if outcome.summary else ""
     where = f"row {outcome.row_id} in {outcome.db_path}" if outcome.row_id is not None else "NOT RECORDED"
     print(f"{outcome.task_name}: {outcome.status.value} in {outcome.seconds:.2f} s ({where}){summary}", flush=True)
+    from lute_kernel.profile import profiling_requested
+
+    if profile or profiling_requested():
+        print(outcome.timeline.report(), file=sys.stderr, flush=True)
     if outcome.not_recorded:
         print_error(f"not recorded in {outcome.db_path}: {outcome.not_recorded}")
         return EXIT_TASK_FAILED
