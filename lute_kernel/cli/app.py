@@ -32,6 +32,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion; Task, image and section names complete
     pretty_exceptions_enable=False,
+    # Plain help (click's formatter): rich's help panels cost ~0.2 s of imports per `--help`. Errors on a
+    # terminal keep rich's formatting (lute_kernel.cli.common.show_click_error).
+    rich_markup_mode=None,
 )
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")

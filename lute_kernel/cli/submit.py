@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Dict, List, Optional
 
 import typer
 
 from lute_kernel.cli.common import ConfigPath, RuntimeOption, SiteOption, reported_errors
 from lute_kernel.cli.completion import complete_task
 from lute_kernel.errors import EXIT_OK, EXIT_TASK_FAILED
-from lute_kernel.sites import SlurmSettings
+
+if TYPE_CHECKING:
+    from lute_kernel.sites import SlurmSettings
 
 Count = Optional[int]
 

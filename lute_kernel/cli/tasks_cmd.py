@@ -17,8 +17,8 @@ from lute_kernel.cli.common import reported_errors
 from lute_kernel.cli.completion import complete_task
 
 if TYPE_CHECKING:
-    from lute_kernel.task import Task
     from lute_kernel.task_help import TaskHelp
+    from lute_kernel.task_index import TaskFacts
 
 tasks_app = typer.Typer(
     help="The registered Tasks, grouped by image; `tasks show NAME` for one Task's parameters.",
@@ -26,12 +26,12 @@ tasks_app = typer.Typer(
 )
 
 
-def _needs(cls: type[Task]) -> str:
+def _needs(facts: TaskFacts) -> str:
     parts = []
-    if cls.mpi:
-        parts.append(f"MPI, ≥{cls.min_ranks} ranks" if cls.min_ranks > 1 else "MPI")
-    if cls.resources.gpus:
-        parts.append(f"{cls.resources.gpus} GPU" + ("s" if cls.resources.gpus > 1 else ""))
+    if facts.mpi:
+        parts.append(f"MPI, ≥{facts.min_ranks} ranks" if facts.min_ranks > 1 else "MPI")
+    if facts.gpus:
+        parts.append(f"{facts.gpus} GPU" + ("s" if facts.gpus > 1 else ""))
     return ", ".join(parts)
 
 
@@ -47,25 +47,23 @@ def list_tasks(
     from rich.table import Table
     from rich.text import Text
 
-    from lute_kernel.registry import discover
+    from lute_kernel.registry import task_catalogue
 
-    registry = discover()
-    by_image: Dict[str, List[str]] = {}
-    for name, spec in registry.tasks.items():
-        by_image.setdefault(spec.cls.image, []).append(name)
+    facts, failures = task_catalogue()  # cached per module: only edited modules are imported
+    by_image: Dict[str, List[TaskFacts]] = {}
+    for fact in facts:
+        by_image.setdefault(fact.image, []).append(fact)
     table = Table("Task", "image", "kind", "aliases", "needs", "description")
     for image in sorted(by_image):
-        for name in sorted(by_image[image]):
-            spec = registry.tasks[name]
-            cls = spec.cls
-            table.add_row(name, image, cls.kind, ", ".join(spec.aliases), _needs(cls), Text(cls.describe()))
+        for fact in sorted(by_image[image], key=lambda f: f.name):
+            table.add_row(fact.name, image, fact.kind, ", ".join(fact.aliases), _needs(fact), Text(fact.description))
         table.add_section()
     console = Console()
     console.print(table)
     counts = ", ".join(f"{image} {len(names)}" for image, names in sorted(by_image.items()))
-    console.print(f"{len(registry.tasks)} Tasks in {len(by_image)} images ({counts})", highlight=False)
-    if show_failures and registry.failures:
-        for failure in registry.failures:
+    console.print(f"{len(facts)} Tasks in {len(by_image)} images ({counts})", highlight=False)
+    if show_failures and failures:
+        for failure in failures:
             console.print(f"[red]failed to load[/red] {failure.source}: {failure.error}", highlight=False)
 
 
