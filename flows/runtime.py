@@ -158,7 +158,7 @@ def _with_sbatch_args(site: SiteProfile, args: Tuple[str, ...]) -> SiteProfile:
 class FlowEvent:
     """What the CLI's live table hears: a step's state (with its result) or one of its log lines."""
 
-    kind: str  # "state" or "log"
+    kind: str  # "state", "log" or "progress" (text: "done/total message")
     label: str
     task: str
     state: NodeState = NodeState.PENDING
@@ -251,6 +251,10 @@ class FlowRuntime:
         self._post(request.task, "RUNNING")
 
         def on_line(level: str, text: str) -> None:
+            if level == "PROGRESS":  # a bar in the flow's live table; a plain line in Prefect's log
+                log("INFO", f"progress {text}")
+                self.observer(FlowEvent("progress", request.label, request.task, text=text, attempt=attempt))
+                return
             log(level, text)
             self.observer(FlowEvent("log", request.label, request.task, level=level, text=text, attempt=attempt))
 

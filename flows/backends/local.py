@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from flows.backends.base import LineSink, NodeRequest, NodeResult, RunningNodes
 from flows.backends.node_server import NodeServer, run_lines
@@ -47,7 +47,7 @@ class LocalBackend:
         run_id, stream, _pid = server.start(_wire(request))
         running.add(key, lambda signum: server.cancel(run_id, signum))
         try:
-            final = run_lines(stream, lambda event: on_line(str(event.get("level", "INFO")), _event_text(event)))
+            final = run_lines(stream, lambda event: on_line(*_line_of(event)))
         finally:
             running.remove(key)
             stream.close()
@@ -68,6 +68,19 @@ def _wire(request: NodeRequest) -> Dict[str, Any]:
         "runtime": request.runtime,
         "host_env": dict(request.host_env),
     }
+
+
+PROGRESS = "PROGRESS"
+"""The level of a progress line: the flow's display draws a bar of it (``done/total message``)."""
+
+
+def _line_of(event: Dict[str, Any]) -> Tuple[str, str]:
+    """Return (level, text) of one event of a step: progress as ``PROGRESS``, ``"3/10 message"``."""
+    if event.get("event") == "progress" and isinstance(event.get("done"), (int, float)):
+        total = event.get("total")
+        count = f"{event['done']:g}/{total:g}" if isinstance(total, (int, float)) else f"{event['done']:g}"
+        return PROGRESS, f"{count} {event.get('message', '')}".rstrip()
+    return str(event.get("level", "INFO")), _event_text(event)
 
 
 def _event_text(event: Dict[str, Any]) -> str:
@@ -128,7 +141,10 @@ def _run_in_thread(request: NodeRequest, on_line: LineSink, running: RunningNode
         )
 
         def on_event(event: Any) -> None:
-            on_line(event.level, _event_text({"event": event.kind, "text": event.text, "rank": event.rank}))
+            wire = {"event": event.kind, "text": event.text, "rank": event.rank, "level": event.level}
+            if event.kind == "progress":
+                wire.update(done=event.done, total=event.total, message=event.message)
+            on_line(*_line_of(wire))
 
         outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
     except InputError as exc:

@@ -128,7 +128,10 @@ def _child(request: Dict[str, Any], out_fd: int, registry: Any) -> int:  # pragm
             return 1
 
         def on_event(event: Any) -> None:
-            send({"kind": "event", "event": event.kind, "text": event.text, "rank": event.rank, "level": event.level})
+            line = {"kind": "event", "event": event.kind, "text": event.text, "rank": event.rank, "level": event.level}
+            if event.kind == "progress":
+                line.update(done=event.done, total=event.total, message=event.message)
+            send(line)
 
         outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
     except InputError as exc:

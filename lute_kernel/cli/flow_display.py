@@ -31,6 +31,7 @@ class _Row:
     note: str = ""
     started: Optional[float] = None
     attempt: int = 0
+    progress: str = ""
 
 
 def _console() -> Console:
@@ -67,6 +68,11 @@ class FlowDisplay:
         """Take one event: a step's state, or one of its log lines."""
         with self._lock:
             row = self.rows.setdefault(event.label, _Row(event.task))
+            if event.kind == "progress":
+                row.progress = event.text
+                if self._live is None:  # no terminal: a plain line (a Slurm log, CI), never a bar
+                    self._print(f"[{event.label}] progress {event.text}")
+                return
             if event.kind == "log":
                 self._print(
                     f"[{event.label}] {event.level:<7} {event.text}", style="red" if event.level == "ERROR" else ""
@@ -74,6 +80,8 @@ class FlowDisplay:
                 return
             row.state = event.state.value
             row.attempt = max(row.attempt, event.attempt)
+            if row.state != "RUNNING":
+                row.progress = ""
             if event.state.value == "RUNNING":
                 row.started = time.monotonic()
                 row.note = f"attempt {event.attempt}" if event.attempt > 1 else ""
@@ -103,6 +111,7 @@ class FlowDisplay:
             ("state", "left"),
             ("seconds", "right"),
             ("DB row", "right"),
+            ("progress", "left"),
         ):
             table.add_column(name, no_wrap=True, justify=justify)  # type: ignore[arg-type]
         table.add_column("note", overflow="fold")
@@ -118,6 +127,7 @@ class FlowDisplay:
                     f"[{_STYLES.get(row.state, '')}]{row.state}[/]" if _STYLES.get(row.state) else row.state,
                     f"{seconds:.2f}" if seconds is not None else "",
                     str(row.row) if row.row is not None else "",
+                    progress_bar(row.progress),
                     row.note,
                 )
         return table
@@ -126,3 +136,15 @@ class FlowDisplay:
         """Return the steps that ran and did not complete (or were cancelled before they started)."""
         with self._lock:
             return [label for label, row in self.rows.items() if row.state in FAILED]
+
+
+def progress_bar(text: str, width: int = 12) -> str:
+    """Return ``"3/10 message"`` as a bar (``▰▰▰▱▱▱▱ 3/10 message``); unknown totals stay text."""
+    count, _, message = text.partition(" ")
+    done, _, total = count.partition("/")
+    try:
+        fraction = min(1.0, max(0.0, float(done) / float(total)))
+    except (ValueError, ZeroDivisionError):
+        return text
+    filled = round(fraction * width)
+    return f"{'▰' * filled}{'▱' * (width - filled)} {count} {message}".rstrip()
