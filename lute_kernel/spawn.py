@@ -88,15 +88,21 @@ class CommandResult:
     stderr: str
 
 
-def _start_command(
+def start_command(
     argv: Sequence[str],
     *,
-    env: Optional[Mapping[str, str]],
-    cwd: Optional[PathLike],
-    stdin: Any,
-    stdout: Any,
-    stderr: Any,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[PathLike] = None,
+    stdin: Any = subprocess.DEVNULL,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
+    """Start a helper command in its own session and return it (the caller waits, then calls ``reaped``).
+
+    For callers that follow a long command themselves (a flow's ``submit --wait`` per Slurm step, a
+    node server): registered as a child started on purpose, like every process the kernel starts.
+    """
     if not argv:
         raise LaunchError("cannot run an empty command")
     try:
@@ -110,6 +116,7 @@ def _start_command(
                 stderr=stderr,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=tuple(pass_fds),
             )
             descendants.started(proc.pid)
     except FileNotFoundError:
@@ -117,6 +124,11 @@ def _start_command(
     except OSError as exc:
         raise LaunchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
     return proc
+
+
+def reaped(proc: subprocess.Popen[bytes]) -> None:
+    """Forget a command started with :func:`start_command` once it has been waited for."""
+    descendants.reaped(proc.pid)
 
 
 def _stop_group(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
@@ -160,7 +172,7 @@ def run_command(
         CommandTimedOut: It ran past ``timeout``.
         LaunchError: It could not be started.
     """
-    proc = _start_command(
+    proc = start_command(
         argv,
         env=env,
         cwd=cwd,
@@ -197,7 +209,7 @@ def stream_command(
         CommandNotFound: ``argv[0]`` is not installed.
         LaunchError: It could not be started.
     """
-    proc = _start_command(
+    proc = start_command(
         argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert proc.stdout is not None

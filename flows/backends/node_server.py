@@ -174,9 +174,14 @@ class NodeServer:
         if threading.active_count() != 1:
             return cls.spawn()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        from lute_kernel import descendants
+
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        pid = os.fork()
+        with descendants.spawning():  # a child started on purpose: never swept as a run's orphan
+            pid = os.fork()
+            if pid:
+                descendants.started(pid)
         if pid == 0:  # pragma: no cover - the server process
             code = 1
             try:
@@ -196,13 +201,14 @@ class NodeServer:
         """Start the server as a new interpreter (safe from a process with threads)."""
         import subprocess
 
+        from lute_kernel.spawn import start_command
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        process = subprocess.Popen(
+        process = start_command(
             [sys.executable, "-m", "flows.backends.node_server", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            start_new_session=True,
+            stderr=None,
             env=dict(os.environ),
         )
         theirs.close()
@@ -240,6 +246,8 @@ class NodeServer:
         self._control.close()
         if not wait:
             return
+        from lute_kernel import descendants
+
         if self._process is not None:
             self._process.wait()
         else:
@@ -247,6 +255,7 @@ class NodeServer:
                 os.waitpid(self.pid, 0)
             except ChildProcessError:
                 pass
+        descendants.reaped(self.pid)
 
 
 def run_lines(stream: IO[bytes], on_line: Callable[[Dict[str, Any]], None]) -> Optional[Dict[str, Any]]:

@@ -11,6 +11,7 @@ dies (parent-death signal). Never talks to Slurm itself: ``lute_kernel.slurm`` d
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from typing import List, Optional
 
 from flows.backends.base import LineSink, NodeRequest, NodeResult, RunningNodes
 from flows.rules import NodeState
+from lute_kernel.spawn import reaped, start_command
 
 _SUBMITTED = re.compile(r"^submitted \S+ as Slurm job (\d+); output ")
 _ENDED = re.compile(r"^slurm: job (\d+) ended (\w+)")
@@ -48,16 +50,8 @@ class SlurmBackend:
     def run(self, request: NodeRequest, on_line: LineSink, running: RunningNodes, key: str) -> NodeResult:
         """Submit the step's job, stream its output, and return how the job's Task ended."""
         started = time.monotonic()
-        process = subprocess.Popen(
-            submit_argv(request),
-            env=dict(request.host_env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # Ctrl-C reaches the flow, which cancels its steps through us
-        )
+        # Its own session: Ctrl-C reaches the flow, which cancels its steps through us.
+        process = start_command(submit_argv(request), env=dict(request.host_env), stderr=subprocess.STDOUT)
         running.add(key, lambda _signum: _stop(process))
         job_id: Optional[str] = None
         job_state = ""
@@ -65,7 +59,7 @@ class SlurmBackend:
         last_error = ""
         assert process.stdout is not None
         try:
-            for raw in process.stdout:
+            for raw in io.TextIOWrapper(process.stdout, errors="replace"):
                 line = raw.rstrip("\n")
                 if match := _SUBMITTED.match(line):
                     job_id = match.group(1)
@@ -86,6 +80,7 @@ class SlurmBackend:
             if process.poll() is None:
                 _stop(process)
                 process.wait()
+            reaped(process)
         seconds = time.monotonic() - started
         if status is not None:
             row = status.group("row")
@@ -108,6 +103,6 @@ class SlurmBackend:
         """Nothing to release: every job is followed to its end by its own ``submit``."""
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)  # submit --cancel-on-exit: scancel, then follow to the end

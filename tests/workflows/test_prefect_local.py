@@ -23,12 +23,12 @@ needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/ups
 
 
 def table(stdout: str) -> Dict[str, List[str]]:
-    """The final table of `flow run`: step -> [Task, state, seconds, row, note]."""
+    """The final table of `flow run`: step -> [Task, state, seconds, row, note] (the progress column left out)."""
     found = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if line.startswith("│") and len(cells) == 6 and cells[0]:
-            found[cells[0]] = cells[1:]
+        if line.startswith("│") and len(cells) == 7 and cells[0]:
+            found[cells[0]] = [*cells[1:5], cells[6]]
     return found
 
 
