@@ -13,12 +13,13 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Mapping, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from lute_kernel.errors import ConfigError, InputError
+from lute_kernel.header import pattern_problem
 from lute_kernel.resources import packaged_dir
 from lute_kernel.site_settings import ApptainerSettings, FlowSettings, ImageSettings, MpiSettings, SlurmSettings
 
@@ -49,6 +50,9 @@ RUN_DIR_SUFFIX = "/lute-000000000000/s"
 
 MAX_LISTED_PROBLEMS = 5
 
+DATA_ROOT_ENV = "LUTE_DATA_ROOT"
+"""Overrides a site's ``data_root`` (in the run's host environment): tests, mirrors, a copy of the data."""
+
 
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
@@ -70,6 +74,17 @@ class SiteProfile(BaseModel):
         description="Extra host variables (names, or prefixes ending in '*') passed into Tasks.",
     )
     elog_url: Optional[str] = Field(None, description="eLog base URL; summaries are posted there as run parameters.")
+    data_root: Optional[str] = Field(
+        None,
+        description="Where the experiments' folders are, <data_root>/<hutch>/<experiment> (S3DF: /sdf/data/lcls/ds);"
+        f" ${DATA_ROOT_ENV} overrides.",
+    )
+    work_dir_default: Optional[str] = Field(
+        None,
+        description="The work_dir of a config header that leaves it empty (upstream's default): a pattern of"
+        " {data_root}, {hutch} (the experiment's first three letters) and {experiment}. None: an empty work_dir"
+        " is an error naming the field.",
+    )
     ipc_max_bytes: int = Field(1 << 30, gt=0, description="Cap on one IPC message.")
     apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
     mpi: MpiSettings = Field(default_factory=MpiSettings)
@@ -79,6 +94,31 @@ class SiteProfile(BaseModel):
 
     _source: Optional[str] = PrivateAttr(None)
     _by_path: bool = PrivateAttr(False)
+
+    @field_validator("work_dir_default")
+    @classmethod
+    def _a_known_pattern(cls, pattern: Optional[str]) -> Optional[str]:
+        problem = pattern_problem(pattern) if pattern is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return pattern
+
+    def data_root_for(self, env: Mapping[str, str]) -> Optional[str]:
+        """Return the data root for a run whose host environment is ``env`` (``$LUTE_DATA_ROOT`` wins).
+
+        Raises:
+            ConfigError: The root is not an absolute path (names the variable or the profile's field).
+        """
+        override = env.get(DATA_ROOT_ENV)
+        root = override or self.data_root
+        if root is None:
+            return None
+        expanded = os.path.expanduser(root)
+        if not os.path.isabs(expanded):
+            if override:
+                raise InputError(f"${DATA_ROOT_ENV} {root!r} is not an absolute path")
+            raise ConfigError(f"{root!r} is not an absolute path", path=self._source, key="data_root")
+        return expanded
 
     @property
     def source(self) -> Optional[str]:

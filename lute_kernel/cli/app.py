@@ -165,14 +165,18 @@ def _print_explanation(info: Dict[str, Any]) -> None:
 
 
 @app.command()
-def validate(config: ConfigPath) -> None:
-    """Validate the header and every Task section of a config file (unknown Tasks are reported)."""
+def validate(config: ConfigPath, site: SiteOption = None) -> None:
+    """Validate the header (the site's defaults filled in) and every Task section (unknown Tasks are reported)."""
+    import os
+
     from lute_kernel.config import load_config
     from lute_kernel.registry import discover
+    from lute_kernel.sites import load_site
     from lute_kernel.validation import validate_file
 
+    env = dict(os.environ)  # the run's host environment, as `run` sees it: $EXPERIMENT, $RUN_NUM
     with reported_errors():
-        reports = validate_file(load_config(config), discover())
+        reports = validate_file(load_config(config, env=env), discover(), site=load_site(site), env=env)
     for report in reports:
         mark = "ok " if report.ok else "ERR"
         typer.echo(f"{mark} {report.section}" + ("" if report.ok else f": {report.message}"))
@@ -184,19 +188,26 @@ def validate(config: ConfigPath) -> None:
 @app.command("tasks")
 def list_tasks(
     show_failures: bool = typer.Option(True, help="Also list Task modules that failed to load."),
+    site: SiteOption = None,
 ) -> None:
-    """List the registered Tasks: name, image, kind, aliases, one-line description."""
+    """List the registered Tasks: name, image (site-only images marked), MPI and GPU needs, kind, aliases."""
     from rich.console import Console
     from rich.table import Table
 
+    from lute_kernel.cli.task_table import image_notes, task_rows
+    from lute_kernel.images.paths import default_recipes_dir
+    from lute_kernel.images.recipes import recipe_names
     from lute_kernel.registry import discover
+    from lute_kernel.sites import load_site
 
     registry = discover()
-    table = Table("Task", "image", "kind", "aliases", "description")
-    for name in sorted(registry.tasks):
-        spec = registry.tasks[name]
-        table.add_row(name, spec.cls.image, spec.cls.kind, ", ".join(spec.aliases), spec.cls.describe())
-    console = Console()
+    with reported_errors():
+        recipes = default_recipes_dir(load_site(site))
+    known = tuple(recipe_names(recipes)) if recipes.is_dir() else None
+    table = Table("Task", "image", "MPI", "GPU", "kind", "aliases", "description")
+    for row in task_rows(registry, image_notes(recipes if known is not None else None), known):
+        table.add_row(row.name, row.image, row.mpi, row.gpus, row.kind, row.aliases, row.description)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
     if show_failures and registry.failures:
         for failure in registry.failures:
