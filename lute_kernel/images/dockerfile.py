@@ -213,7 +213,9 @@ def read_dockerfile(text: str) -> DockerRecipe:
 
     runscript = None
     if stage.cmd is not None or stage.entrypoint is not None:
-        runscript = writer._create_runscript("/bin/sh")
+        # Without an ENTRYPOINT, Docker runs CMD itself; spython would hand it to its default shell as a script.
+        default = "/bin/sh" if stage.entrypoint is not None or stage.cmd is None else ""
+        runscript = re.sub(r"^exec\s+", "exec ", writer._create_runscript(default))
         if stage.workdir is not None:
             runscript = f"cd {stage.workdir} && {runscript}"
     post = body("install", "post")

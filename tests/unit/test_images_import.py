@@ -196,3 +196,16 @@ def test_a_missing_context_file_is_a_review_note(tmp_path: Path, recipes: Path) 
         f"COPY data/: not a file or folder of {tmp_path}: put it at {recipes / 'tool' / 'data'}",
         f"COPY *.txt: not a file or folder of {tmp_path}: put it at {recipes / 'tool' / '*.txt'}",
     ]
+
+
+@pytest.mark.parametrize(
+    ("instructions", "runscript"),
+    [
+        ('CMD ["jq", "--version"]', 'exec jq --version "$@"'),  # no ENTRYPOINT: Docker runs CMD itself
+        ("CMD jq --version", 'exec jq --version "$@"'),
+        ('ENTRYPOINT ["indexamajig"]', 'exec indexamajig "$@"'),
+        ('WORKDIR /w\nENTRYPOINT ["tool"]\nCMD ["-h"]', 'cd /w && exec tool -h "$@"'),
+    ],
+)
+def test_cmd_and_entrypoint_make_the_runscript(instructions: str, runscript: str) -> None:
+    assert read_dockerfile(f"FROM debian\n{instructions}\n").runscript == runscript
