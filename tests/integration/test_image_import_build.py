@@ -59,6 +59,14 @@ def test_an_imported_dockerfile_builds_and_runs(tmp_path: Path, cli_env: Dict[st
     outcomes = {o.name: o for o in build_images(["tiny"], site, paths=paths)}
     assert [*outcomes] == ["base", "tiny"] and outcomes["tiny"].action == "built"
     sif = Path(outcomes["tiny"].record.sif)
+    try:
+        check_the_image(sif)
+    finally:  # its address holds this test's temporary path (a %files source): no later run reuses it
+        for leftover in sif.parent.glob(f"{sif.name.removesuffix('.sif')}.*"):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+
+def check_the_image(sif: Path) -> None:
     done = run_in(
         sif, "sh", "-c", 'jq --version && cat /opt/tiny/greeting.txt && echo "$TINY_GREETING" && command -v python3'
     )
