@@ -147,7 +147,7 @@ def plan_flow(
         env = {**{name: "0" for name in RUN_VARIABLES}, "EXPERIMENT": experiment or "EXPERIMENT", **env}
     config = load_config(config_path, env=env)
     try:
-        header = validate_header(config)
+        header = validate_header(config, site=site, env=env)
     except InputError:
         if mode != "deploy" or not _run_dependent(config.raw_header):
             raise

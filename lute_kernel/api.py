@@ -122,12 +122,12 @@ def prepare(
     spec = registry.get(task_name)
     env = os.environ if host_env is None else host_env
     config = load_config(config_path, env=env)
-    header = validate_header(config)
+    profile = load_site(site)  # before the header: the site's work_dir_default fills an empty work_dir
+    header = validate_header(config, site=profile, env=env)
     params = validate_parameters(spec, config, header)
     from lute_kernel.db import check_recordable  # what the DB would refuse is refused before launch
 
     check_recordable(params.lute_config.work_dir, spec.name, params.task_values(), header=header.db_header())
-    profile = load_site(site)
     profile.check_run_dir_root()  # a socket must fit there: refused now, not at launch
     choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(

@@ -1,41 +1,47 @@
-"""Parameter models every Task builds on: the config header and the Task parameter bases.
+"""Parameter models every Task builds on: the Task parameter bases (and the header, re-exported).
 
-Owns the pydantic side of a Task: ``AnalysisHeader`` (the config's first document, carried as
-``lute_config``), ``TaskParameters`` (first-party), ``ThirdPartyParameters`` (binaries),
+Owns the pydantic side of a Task: ``TaskParameters`` (first-party), ``ThirdPartyParameters`` (binaries),
 ``ParameterGroup`` (a nested mapping of parameters), and ``param()`` which attaches LUTE field
 metadata (``flag_type``, ``rename_param``, ``is_result``). Unknown keys are errors at every level
 of a Task's parameters: a nested pydantic model that does not forbid them is made to when the
 Task's Parameters class is defined.
-Imported inside every image by the worker, so it depends on pydantic and the stdlib only.
-Host-only checks (work_dir exists and is writable) are skipped when validating with the
-``{"side": "worker"}`` context.
+The header every Task carries as ``lute_config`` (``AnalysisHeader``, with upstream's blanks
+filled in) lives in ``lute_kernel.header`` and is re-exported here. Imported inside every image by
+the worker, so it depends on pydantic and the stdlib only. Host-only checks are skipped when
+validating with the ``{"side": "worker"}`` context.
 """
 
 from __future__ import annotations
 
-import os
 import typing
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, Dict, Iterator, List, NamedTuple, Optional, Set, Union
+from typing import Any, ClassVar, Dict, Iterator, List, NamedTuple, Optional, Set
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
-MAX_TASK_TIMEOUT = 2_000_000
-"""Seconds (about 23 days). The executor waits in ``poll()``, whose timeout is milliseconds in a C
-int: 2**31 ms is 2,147,483 s, so no accepted ``task_timeout`` can overflow it."""
-
-WORKER_CONTEXT: Dict[str, str] = {"side": "worker"}
-"""Validation context used by the worker: host-only checks are skipped there."""
+from lute_kernel.header import MAX_TASK_TIMEOUT, WORKER_CONTEXT, AnalysisHeader, HeaderDefaults, on_worker
 
 DB_DEFAULTS_PROBE = "db_defaults"
 """Validation context key: a list that `recorded_value` appends ``(field, Task, column)`` to, reading nothing."""
 
-
-def on_worker(info: ValidationInfo) -> bool:
-    """Return True when a model is being validated inside the worker, not on the host."""
-    context = info.context
-    return isinstance(context, dict) and context.get("side") == "worker"
+__all__ = [
+    "DB_DEFAULTS_PROBE",
+    "MAX_TASK_TIMEOUT",
+    "WORKER_CONTEXT",
+    "AnalysisHeader",
+    "HeaderDefaults",
+    "ParameterGroup",
+    "RecordedMiss",
+    "TaskParameters",
+    "TemplateParameters",
+    "ThirdPartyParameters",
+    "field_extra",
+    "noting_recorded_misses",
+    "on_worker",
+    "param",
+    "recorded_value",
+]
 
 
 def param(
@@ -74,64 +80,6 @@ def field_extra(model: type[BaseModel], name: str) -> Dict[str, Any]:
     """Return the LUTE metadata (``flag_type`` …) attached to a field with :func:`param`."""
     extra = model.model_fields[name].json_schema_extra
     return dict(extra) if isinstance(extra, dict) else {}
-
-
-class AnalysisHeader(BaseModel):
-    """The configuration header: shared by every Task section of a file."""
-
-    model_config = ConfigDict(extra="allow")
-
-    title: str = "LUTE Task Configuration"
-    experiment: str = ""
-    run: Union[int, str] = ""
-    date: str = "1970/01/01"
-    lute_version: Union[float, str] = 0.1
-    task_timeout: int = Field(600, gt=0, le=MAX_TASK_TIMEOUT)
-    work_dir: str
-
-    @field_validator("task_timeout", "run", mode="before")
-    @classmethod
-    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic reads true as 1: "task_timeout: true" would time a Task out after one second.
-        if isinstance(value, bool):
-            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
-        return value
-
-    @field_validator("run")
-    @classmethod
-    def _run_fits_the_db(cls, run: Union[int, str]) -> Union[int, str]:
-        # gen_cfg.run is an SQLite INTEGER (64-bit): refuse here what the DB would refuse after the run.
-        if isinstance(run, int) and not -(2**63) <= run < 2**63:
-            raise ValueError("run is too large for a run number")
-        return run
-
-    @field_validator("work_dir")
-    @classmethod
-    def _work_dir_usable(cls, work_dir: str, info: ValidationInfo) -> str:
-        # The DB and outputs live here: a run must not start if it cannot write them.
-        if on_worker(info):
-            return work_dir
-        if not work_dir:
-            raise ValueError("work_dir is empty; set it in the config header")
-        shown = repr(work_dir) if len(work_dir) <= 200 else repr(work_dir[:197] + "...")
-        if not os.path.exists(work_dir):
-            raise ValueError(f"work_dir {shown} does not exist")
-        if not os.path.isdir(work_dir):
-            raise ValueError(f"work_dir {shown} is not a directory")
-        if not os.access(work_dir, os.W_OK | os.X_OK):
-            raise ValueError(f"work_dir {shown} is not writable")
-        return work_dir
-
-    def db_header(self) -> Dict[str, Any]:
-        """Return the fields recorded in the ``gen_cfg`` table."""
-        return {
-            "title": self.title,
-            "experiment": self.experiment,
-            "run": self.run,
-            "date": self.date,
-            "lute_version": self.lute_version,
-            "task_timeout": self.task_timeout,
-        }
 
 
 class ParameterGroup(BaseModel):

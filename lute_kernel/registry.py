@@ -403,4 +403,5 @@ def _facts(spec: TaskSpec) -> Dict[str, Any]:
         "min_ranks": int(cls.min_ranks),
         "gpus": int(cls.resources.gpus),
         "source": spec.source,
+        "ranks": int(cls.resources.ranks),
     }

@@ -14,12 +14,13 @@ import stat
 import string
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from lute_kernel.errors import ConfigError, InputError
+from lute_kernel.header import pattern_problem
 from lute_kernel.resources import packaged_dir
 from lute_kernel.site_settings import ApptainerSettings, FlowSettings, ImageSettings, MpiSettings, SlurmSettings
 
@@ -52,6 +53,8 @@ MAX_LISTED_PROBLEMS = 5
 
 SUMMARY_PLACEHOLDERS = frozenset({"experiment", "hutch", "run"})
 """What ``elog_summary_dir`` may name: upstream's ``/sdf/data/lcls/ds/{hutch}/{experiment}/stats/summary``."""
+DATA_ROOT_ENV = "LUTE_DATA_ROOT"
+"""Overrides a site's ``data_root`` (in the run's host environment): tests, mirrors, a copy of the data."""
 
 
 class SiteProfile(BaseModel):
@@ -79,6 +82,17 @@ class SiteProfile(BaseModel):
         description="Where the eLog picks up summary plots (an absolute folder; {experiment}, {hutch} — the"
         " experiment's first three letters — and {run} are filled in): a run's figures are written to"
         " <dir>/<display_name>/report.html, one self-contained page per display name. Unset: not written.",
+    )
+    data_root: Optional[str] = Field(
+        None,
+        description="Where the experiments' folders are, <data_root>/<hutch>/<experiment> (S3DF: /sdf/data/lcls/ds);"
+        f" ${DATA_ROOT_ENV} overrides.",
+    )
+    work_dir_default: Optional[str] = Field(
+        None,
+        description="The work_dir of a config header that leaves it empty (upstream's default): a pattern of"
+        " {data_root}, {hutch} (the experiment's first three letters) and {experiment}. None: an empty work_dir"
+        " is an error naming the field.",
     )
     ipc_max_bytes: int = Field(1 << 30, gt=0, description="Cap on one IPC message.")
     apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
@@ -112,6 +126,31 @@ class SiteProfile(BaseModel):
             return None
         values = {"experiment": experiment, "hutch": experiment[:3], "run": run}
         return Path(self.elog_summary_dir.format(**values))
+
+    @field_validator("work_dir_default")
+    @classmethod
+    def _a_known_pattern(cls, pattern: Optional[str]) -> Optional[str]:
+        problem = pattern_problem(pattern) if pattern is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return pattern
+
+    def data_root_for(self, env: Mapping[str, str]) -> Optional[str]:
+        """Return the data root for a run whose host environment is ``env`` (``$LUTE_DATA_ROOT`` wins).
+
+        Raises:
+            ConfigError: The root is not an absolute path (names the variable or the profile's field).
+        """
+        override = env.get(DATA_ROOT_ENV)
+        root = override or self.data_root
+        if root is None:
+            return None
+        expanded = os.path.expanduser(root)
+        if not os.path.isabs(expanded):
+            if override:
+                raise InputError(f"${DATA_ROOT_ENV} {root!r} is not an absolute path")
+            raise ConfigError(f"{root!r} is not an absolute path", path=self._source, key="data_root")
+        return expanded
 
     @property
     def source(self) -> Optional[str]:

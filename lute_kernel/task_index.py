@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 TASK_BASES = frozenset({"Task", "ThirdPartyTask"})
 
 
@@ -256,6 +256,7 @@ class TaskFacts:
     min_ranks: int
     gpus: int
     source: str
+    ranks: int = 1
 
     @classmethod
     def from_dict(cls, entry: Dict[str, Any]) -> TaskFacts:

@@ -1,7 +1,9 @@
 """Validating a config against Task Parameters on the host, with errors that name the field.
 
 Owns turning pydantic ``ValidationError``s into one readable ``ParameterError`` (field path,
-config line, problem) and the whole-file report of ``lute-kernel validate``. A message lists the
+config line, problem), the whole-file report of ``lute-kernel validate``, and handing the header
+its defaults (upstream's: ``$EXPERIMENT``, ``$RUN_NUM`` from the run's host environment, the
+site's ``work_dir_default``; see ``lute_kernel.header``). A message lists the
 first problems and counts the rest, and shows values shortened, so it stays readable whatever
 the input (100,000 unknown keys are ten lines and a count). Launches nothing.
 """
@@ -10,15 +12,19 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from pydantic import ValidationError
 
 from lute_kernel.config import LoadedConfig
 from lute_kernel.errors import ConfigError, InputError, ParameterError, UnknownTaskError, WorkDirError
+from lute_kernel.header import HeaderDefaults
 from lute_kernel.parameters import AnalysisHeader, TaskParameters
 from lute_kernel.registry import Registry
 from lute_kernel.task import TaskSpec
+
+if TYPE_CHECKING:
+    from lute_kernel.sites import SiteProfile
 
 HEADER_KEY = "lute_config"
 
@@ -75,10 +81,61 @@ def _describe(config: LoadedConfig, section: str, exc: ValidationError) -> List[
     return _summarized(lines, len(errors))
 
 
-def validate_header(config: LoadedConfig) -> AnalysisHeader:
-    """Validate the config header; a bad work_dir raises WorkDirError, anything else ConfigError."""
+def header_defaults(site: Optional[SiteProfile], env: Optional[Mapping[str, str]]) -> HeaderDefaults:
+    """Return what fills a header's blanks for a run at ``site`` with host environment ``env``.
+
+    No site: only the environment's (an empty ``work_dir`` stays an error). No env: an empty one.
+    """
+    env = dict(env or {})
+    if site is None:
+        return HeaderDefaults(env=env)
+    where = f"site {site.name!r}" + (f" ({site.source})" if site.source else "")
+    return HeaderDefaults(
+        env=env, work_dir_default=site.work_dir_default, data_root=site.data_root_for(env), site=where
+    )
+
+
+def header_with_defaults(
+    config: LoadedConfig, *, site: Optional[SiteProfile] = None, env: Optional[Mapping[str, str]] = None
+) -> Dict[str, Any]:
+    """Return the substituted header with upstream's blanks filled in, unchecked (``config show``).
+
+    Raises:
+        ConfigError: A default cannot be made (``$RUN_NUM`` is not a run number, …), naming the field.
+    """
+    header = dict(config.header())
+    defaults = header_defaults(site, env)
+    for key, fill in (("experiment", defaults.experiment), ("run", defaults.run)):
+        value = header.get(key, "")
+        if isinstance(value, str):
+            try:
+                header[key] = fill(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc), path=str(config.path), line=config.line_of(f"{HEADER_KEY}.{key}")) from None
+    if header.get("work_dir", "") == "" and defaults.work_dir_default:
+        try:
+            header["work_dir"] = defaults.work_dir(header.get("experiment") or None)
+        except ValueError as exc:
+            line = config.line_of(f"{HEADER_KEY}.work_dir")
+            raise ConfigError(str(exc), path=str(config.path), line=line) from None
+    return header
+
+
+def validate_header(
+    config: LoadedConfig, *, site: Optional[SiteProfile] = None, env: Optional[Mapping[str, str]] = None
+) -> AnalysisHeader:
+    """Validate the config header; a bad work_dir raises WorkDirError, anything else ConfigError.
+
+    Args:
+        config: The loaded config.
+        site: The site of the run: its ``work_dir_default`` fills an empty ``work_dir`` (None: no default).
+        env: The run's host environment: ``$EXPERIMENT`` and ``$RUN_NUM`` fill an empty experiment and run
+            (without a site and an environment, the header is taken as written).
+    """
+    # Neither a site nor an environment: a header taken as written (no upstream defaults to fill in).
+    context = header_defaults(site, env).context() if site is not None or env is not None else {"side": "host"}
     try:
-        return AnalysisHeader.model_validate(config.header())
+        return AnalysisHeader.model_validate(config.header(), context=context)
     except ValidationError as exc:
         for error in exc.errors():
             if error["loc"] and error["loc"][0] == "work_dir":
@@ -119,11 +176,20 @@ class SectionReport:
     task: Optional[str] = None
 
 
-def validate_file(config: LoadedConfig, registry: Registry) -> List[SectionReport]:
-    """Validate the header and every section; unknown Tasks and bad substitutions are reported."""
+def validate_file(
+    config: LoadedConfig,
+    registry: Registry,
+    *,
+    site: Optional[SiteProfile] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> List[SectionReport]:
+    """Validate the header (with ``site``'s and ``env``'s defaults) and every section.
+
+    Unknown Tasks and bad substitutions are reported per section.
+    """
     reports: List[SectionReport] = []
     try:
-        header = validate_header(config)
+        header = validate_header(config, site=site, env=env)
     except InputError as exc:
         return [SectionReport("header", False, str(exc))]
     reports.append(SectionReport("header", True))

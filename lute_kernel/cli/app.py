@@ -162,14 +162,18 @@ def _print_explanation(info: Dict[str, Any]) -> None:
 
 
 @app.command()
-def validate(config: ConfigPath) -> None:
-    """Validate the header and every Task section of a config file (unknown Tasks are reported)."""
+def validate(config: ConfigPath, site: SiteOption = None) -> None:
+    """Validate the header (the site's defaults filled in) and every Task section (unknown Tasks are reported)."""
+    import os
+
     from lute_kernel.config import load_config
     from lute_kernel.registry import discover
+    from lute_kernel.sites import load_site
     from lute_kernel.validation import validate_file
 
+    env = dict(os.environ)  # the run's host environment, as `run` sees it: $EXPERIMENT, $RUN_NUM
     with reported_errors():
-        reports = validate_file(load_config(config), discover())
+        reports = validate_file(load_config(config, env=env), discover(), site=load_site(site), env=env)
     for checked in reports:
         mark = "ok " if checked.ok else "ERR"
         typer.echo(f"{mark} {checked.section}" + ("" if checked.ok else f": {checked.message}"))

@@ -1,8 +1,9 @@
-"""The ``images`` commands: build the Apptainer images, list what is built and what is stale."""
+"""The ``images`` commands: build the Apptainer images, list what is built and what is stale, import a Dockerfile."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
@@ -96,3 +97,27 @@ def list_images(site: SiteOption = None) -> None:
     console.print(table)
     for problem in problems:
         console.print(f"[red]problem[/red] {problem}", highlight=False)
+
+
+@images_app.command("import")
+def import_recipe(
+    dockerfile: Annotated[Path, typer.Argument(help="The tool's Dockerfile (its folder is the build context).")],
+    name: Annotated[str, typer.Argument(help="The image's name: the recipe becomes recipes/NAME.def.j2.")],
+    parent: Annotated[str, typer.Option("--parent", help="The image it starts from, instead of FROM.")] = "base",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing recipe of that name.")] = False,
+    site: SiteOption = None,
+) -> None:
+    """Convert a Dockerfile into a recipe to review (FROM becomes the parent image; RUN %post; ENV %environment)."""
+    from lute_kernel.images.importing import import_dockerfile
+    from lute_kernel.images.paths import default_recipes_dir
+    from lute_kernel.sites import load_site
+
+    with reported_errors():
+        profile = load_site(site)
+        imported = import_dockerfile(
+            dockerfile, name, parent=parent, recipes_dir=default_recipes_dir(profile), site=profile, force=force
+        )
+    typer.echo(f"images: wrote {imported.path}" + "".join(f"\n  copied {p}" for p in imported.copied))
+    for note in imported.notes:
+        typer.echo(f"  review: {note}")
+    typer.echo(f"images: review it, then `lute-kernel images build {name}`")

@@ -9,16 +9,16 @@ default comes from the DB —, description and flag; image, MPI and GPU needs), 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Dict, List
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lute_kernel.cli.common import reported_errors
+from lute_kernel.cli.common import SiteOption, reported_errors
 from lute_kernel.cli.completion import complete_task
 
 if TYPE_CHECKING:
     from lute_kernel.task_help import TaskHelp
-    from lute_kernel.task_index import TaskFacts
 
 tasks_app = typer.Typer(
     help="The registered Tasks, grouped by image; `tasks show NAME` for one Task's parameters.",
@@ -26,19 +26,11 @@ tasks_app = typer.Typer(
 )
 
 
-def _needs(facts: TaskFacts) -> str:
-    parts = []
-    if facts.mpi:
-        parts.append(f"MPI, ≥{facts.min_ranks} ranks" if facts.min_ranks > 1 else "MPI")
-    if facts.gpus:
-        parts.append(f"{facts.gpus} GPU" + ("s" if facts.gpus > 1 else ""))
-    return ", ".join(parts)
-
-
 @tasks_app.callback()
 def list_tasks(
     ctx: typer.Context,
     show_failures: bool = typer.Option(True, help="Also list Task modules that failed to load."),
+    site: SiteOption = None,
 ) -> None:
     """List the registered Tasks by image: name, kind, aliases, needs, one-line description."""
     if ctx.invoked_subcommand is not None:
@@ -47,21 +39,27 @@ def list_tasks(
     from rich.table import Table
     from rich.text import Text
 
+    from lute_kernel.cli.task_table import image_notes, task_rows
+    from lute_kernel.images.paths import default_recipes_dir
+    from lute_kernel.images.recipes import recipe_names
     from lute_kernel.registry import task_catalogue
+    from lute_kernel.sites import load_site
 
     facts, failures = task_catalogue()  # cached per module: only edited modules are imported
-    by_image: Dict[str, List[TaskFacts]] = {}
-    for fact in facts:
-        by_image.setdefault(fact.image, []).append(fact)
-    table = Table("Task", "image", "kind", "aliases", "needs", "description")
-    for image in sorted(by_image):
-        for fact in sorted(by_image[image], key=lambda f: f.name):
-            table.add_row(fact.name, image, fact.kind, ", ".join(fact.aliases), _needs(fact), Text(fact.description))
-        table.add_section()
-    console = Console()
+    with reported_errors():
+        recipes = default_recipes_dir(load_site(site))
+    known = tuple(recipe_names(recipes)) if recipes.is_dir() else None
+    table = Table("Task", "image", "MPI", "GPU", "kind", "aliases", "description")
+    rows = task_rows(facts, image_notes(recipes if known is not None else None), known)
+    for index, row in enumerate(rows):
+        table.add_row(row.name, row.image, row.mpi, row.gpus, row.kind, row.aliases, Text(row.description))
+        if index + 1 < len(rows) and rows[index + 1].image != row.image:
+            table.add_section()  # one section per image
+    console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
-    counts = ", ".join(f"{image} {len(names)}" for image, names in sorted(by_image.items()))
-    console.print(f"{len(facts)} Tasks in {len(by_image)} images ({counts})", highlight=False)
+    images = sorted({f.image for f in facts})
+    counts = ", ".join(f"{image} {sum(f.image == image for f in facts)}" for image in images)
+    console.print(f"{len(facts)} Tasks in {len(images)} images ({counts})", highlight=False)
     if show_failures and failures:
         for failure in failures:
             console.print(f"[red]failed to load[/red] {failure.source}: {failure.error}", highlight=False)

@@ -27,7 +27,7 @@ from lute_kernel.images.manifest import ImageRecord, ManifestError, read_manifes
 from lute_kernel.images.manifest import write_sidecar as store_sidecar
 from lute_kernel.images.paths import ImagePaths, image_paths
 from lute_kernel.images.recipes import Recipe, RecipeBook, check_site, load_recipes
-from lute_kernel.images.render import check_definition, files_sources, render_context, render_recipe
+from lute_kernel.images.render import check_definition, render_context, render_recipe
 from lute_kernel.images.sandbox import unpack_for_site
 from lute_kernel.sites import SiteProfile
 
@@ -74,8 +74,8 @@ def prepare_images(order: Sequence[Recipe], site: SiteProfile, paths: ImagePaths
         parent = prepared[recipe.parent] if recipe.parent is not None else None
         parent_sif = parent.cached_sif if parent is not None else None
         text = render_recipe(recipe, render_context(recipe, site, parent_sif))
-        check_definition(text, recipe)
-        sources = resolve_sources(files_sources(text), recipe.path.parent, str(recipe.path))
+        definition = check_definition(text, recipe)  # parsed by spython: sections, %files, labels
+        sources = resolve_sources(definition.sources, recipe.path.parent, str(recipe.path))
         # The parent's path holds this machine's cache folder; its address stands for it instead.
         hashed = text.replace(str(parent_sif), PARENT_PLACEHOLDER) if parent_sif is not None else text
         parent_address = parent.address if parent is not None else None

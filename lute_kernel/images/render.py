@@ -2,8 +2,8 @@
 
 Owns the jinja2 environment (StrictUndefined: an undefined name is an error), the render context
 a recipe sees, turning template errors into ``InputError`` messages that name the file and line,
-a structural check of the rendered definition, and reading its ``%files`` sources. Must not hash,
-build or write files.
+and checking the rendered definition (parsed by spython's recipe parser, ``images.definition``):
+header, sections, labels and the ``%files`` sources. Must not hash, build or write files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import jinja2
 
 from lute_kernel.errors import InputError
+from lute_kernel.images.definition import Definition, parse_definition
 from lute_kernel.images.recipes import Recipe
 from lute_kernel.sites import ImageSettings, SiteProfile
 
@@ -96,31 +97,50 @@ def _template_location(exc: BaseException, recipe: Recipe) -> Tuple[str, int]:
     return frames[-1].filename, frames[-1].lineno or 1
 
 
-def check_definition(text: str, recipe: Recipe) -> None:
-    """Check the rendered definition's structure: a ``Bootstrap:`` header and known sections only."""
-    agent: Optional[str] = None
-    in_header = True
-    for number, raw in enumerate(text.splitlines(), start=1):
+def check_definition(text: str, recipe: Recipe) -> Definition:
+    """Check the rendered definition and return it parsed (spython's recipe parser).
+
+    The header (before the first section) must be ``Key: value`` lines starting with a known
+    ``Bootstrap:`` agent; every section must be one Apptainer knows; an ``org.lute-kernel.image``
+    label must name this recipe's image (a recipe copied from another and not renamed).
+    """
+    first = True
+    for number, raw in enumerate(text.splitlines(), start=1):  # the header: spython skips what it does not know
         line = raw.strip()
         if raw.startswith("%"):
-            in_header = False
-            section = raw[1:].split()[0] if raw[1:].split() else ""
-            if section not in SECTIONS:
-                raise _definition_error(recipe, number, f"unknown section %{section}")
-            continue
-        if not in_header or not line or line.startswith("#"):
+            break
+        if not line or line.startswith("#"):
             continue
         if not _HEADER_LINE.match(line):
             raise _definition_error(recipe, number, f"expected a 'Key: value' header line, got {line!r}")
-        key, _, value = line.partition(":")
-        if agent is None:
-            if key.lower() != "bootstrap":
-                raise _definition_error(recipe, number, f"the header must start with 'Bootstrap:', not {key!r}")
-            agent = value.strip()
-            if agent not in AGENTS:
-                raise _definition_error(recipe, number, f"unknown bootstrap agent {agent!r}")
-    if agent is None:
+        key = line.partition(":")[0]
+        if first and key.lower() != "bootstrap":
+            raise _definition_error(recipe, number, f"the header must start with 'Bootstrap:', not {key!r}")
+        first = False
+    try:
+        definition = parse_definition(text)
+    except ValueError as exc:
+        raise _definition_error(recipe, 1, str(exc)) from None
+    if definition.agent is None:
         raise _definition_error(recipe, 1, "no 'Bootstrap:' header")
+    if definition.agent not in AGENTS:
+        raise _definition_error(recipe, _line_of(text, "bootstrap"), f"unknown bootstrap agent {definition.agent!r}")
+    for section, number in definition.sections:
+        if section not in SECTIONS:
+            raise _definition_error(recipe, number, f"unknown section %{section}")
+    named = definition.labels.get("org.lute-kernel.image")
+    if named is not None and named != recipe.name:
+        at = _line_of(text, "org.lute-kernel.image")
+        raise _definition_error(recipe, at, f"label org.lute-kernel.image is {named!r}, not {recipe.name!r}")
+    return definition
+
+
+def _line_of(text: str, start: str) -> int:
+    """Return the first line whose text starts with ``start`` (case-insensitive), else 1."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip().lower().startswith(start.lower()):
+            return number
+    return 1
 
 
 def _definition_error(recipe: Recipe, line: int, problem: str) -> InputError:
@@ -129,14 +149,4 @@ def _definition_error(recipe: Recipe, line: int, problem: str) -> InputError:
 
 def files_sources(text: str) -> List[str]:
     """Return the host paths copied by the ``%files`` sections (not ``%files from <stage>``)."""
-    sources: List[str] = []
-    copying = False
-    for raw in text.splitlines():
-        if raw.startswith("%"):
-            words = raw[1:].split()
-            copying = words == ["files"]
-            continue
-        line = raw.strip()
-        if copying and line and not line.startswith("#"):
-            sources.append(line.split()[0])
-    return sources
+    return parse_definition(text).sources

@@ -97,7 +97,7 @@ def test_config_show_prints_the_substituted_config_even_for_unknown_tasks(
     assert json.loads(one.stdout) == {"padded": "0012", "nested": {"from_test": "run 12 of xpptut15"}}
 
 
-def test_tasks_lists_name_image_kind_and_aliases(cli_env: Dict[str, str]) -> None:
+def test_tasks_lists_name_image_mpi_gpu_kind_and_aliases(cli_env: Dict[str, str]) -> None:
     result = run_cli("tasks", env=dict(cli_env, COLUMNS="250"))
     assert result.returncode == 0, result.stderr
     cells = {}
@@ -105,9 +105,11 @@ def test_tasks_lists_name_image_kind_and_aliases(cli_env: Dict[str, str]) -> Non
         parts = [cell.strip() for cell in line.strip("│ ").split("│")]
         if len(parts) >= 4:
             cells[parts[0]] = parts[1:]
-    assert cells["Test"][:3] == ["smoke", "python", "Tester"]
-    assert cells["TestBinary"][:3] == ["smoke", "binary", "BinaryTester"]
-    assert cells["TestReadOutput"][2] == "ReadTester"
+    assert cells["Test"][:5] == ["smoke", "-", "-", "python", "Tester"]
+    assert cells["TestBinary"][:5] == ["smoke", "-", "-", "binary", "BinaryTester"]
+    assert cells["TestReadOutput"][4] == "ReadTester"
+    assert cells["IndexCrystFEL"][:2] == ["crystfel (s3df only)", "-"]  # a site-only image, no MPI
+    assert cells["FindPeaksSFX"][:2] == ["psana2", "MPI"]
     assert "FaultSleep" in cells  # LUTE_TASKS_PATH folders are discovered too
 
 

@@ -1,33 +1,35 @@
 """Upstream LUTE's own config files: every SubmitSMD and Analyze* section validates unchanged.
 
 ``../shared/upstream-configs/mfx.yaml`` and ``test.yaml`` (verbatim from upstream) are read with
-the kernel's loader and its substitutions; only the header is overridden, in a copy: ``work_dir``
-(``""`` in mfx.yaml: upstream's default is the experiment's scratch folder, which another change
-adds; a SLAC path in test.yaml) becomes this test's folder, and mfx.yaml, whose ``run`` is
-commented out (upstream takes it from ``$RUN_NUM``, also being added), gets ``run: 12``.
-``$EXPERIMENT`` and ``$RUN`` come from the environment given to the loader. mfx.yaml's analyzers
-name no ``smd_path``: it comes from a SubmitSMD row of the run, or the run's file, as upstream's.
-(Neither file has a geometry section.) Skipped when the folder is absent.
+the kernel's loader and its substitutions, at site ``s3df`` with its data root pointed at this
+test's folder (``$LUTE_DATA_ROOT``). mfx.yaml is read as shipped: its ``work_dir: ""`` is the
+experiment's scratch folder there and its commented-out ``run`` is ``$RUN_NUM``'s, as upstream's
+header does. test.yaml names a SLAC work_dir, which becomes this test's folder in a copy (only
+that line changes). ``$EXPERIMENT`` and ``$RUN`` come from the environment given to the loader.
+mfx.yaml's analyzers name no ``smd_path``: it comes from a SubmitSMD row of the run, or the run's
+file, as upstream's. (Neither file has a geometry section.) Skipped when the folder is absent.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
-from lute_kernel.config import load_config
+from lute_kernel.config import LoadedConfig, load_config
 from lute_kernel.db import RunRecord, record_run
 from lute_kernel.errors import ParameterError
+from lute_kernel.parameters import AnalysisHeader
 from lute_kernel.registry import discover
+from lute_kernel.sites import load_site
 from lute_kernel.validation import validate_header, validate_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = REPO.parent / "shared" / "upstream-configs"
 REGISTRY = discover([REPO / "tasks"], entry_points=False)
-ENV = {"EXPERIMENT": "mfxl1013621", "RUN": "12"}
+ENV = {"EXPERIMENT": "mfxl1013621", "RUN": "12", "RUN_NUM": "12"}
 SECTIONS: Dict[str, List[str]] = {
     "mfx.yaml": ["SubmitSMD", "AnalyzeSmallDataXSS", "AnalyzeSmallDataXAS", "AnalyzeSmallDataXES"],
     "test.yaml": ["SubmitSMD", "AnalyzeSmallDataXSS", "AnalyzeSmallDataXAS"],
@@ -36,28 +38,35 @@ SECTIONS: Dict[str, List[str]] = {
 pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"no upstream configs at {UPSTREAM}")
 
 
-def with_our_header(name: str, tmp_path: Path, work_dir: Path) -> Path:
-    """A copy of the upstream file with work_dir (and, when missing, run) set; the sections untouched."""
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    """The experiment's scratch folder under the data root: mfx.yaml's work_dir at s3df (and test.yaml's copy)."""
+    path = tmp_path / "ds" / "mfx" / "mfxl1013621" / "scratch"
+    path.mkdir(parents=True)
+    return path
+
+
+def loaded(name: str, tmp_path: Path, work_dir: Path) -> Tuple[LoadedConfig, AnalysisHeader]:
+    """The upstream file (test.yaml: a copy with work_dir set) loaded, and its header validated at s3df."""
     source = UPSTREAM / name
     if not source.is_file():
         pytest.skip(f"{source} is absent")
+    path = source
     text = source.read_text()
-    text, count = re.subn(r"(?m)^work_dir:.*$", f'work_dir: "{work_dir}"', text)
-    assert count == 1
-    if not re.search(r"(?m)^run:", text):
-        text = re.sub(r"(?m)^(experiment:.*)$", r"\1\nrun: 12", text, count=1)
-    sections = source.read_text().split("\n...\n", 1)[1]  # everything after the header document
-    assert text.endswith(sections)  # only the header changed
-    copy = tmp_path / name
-    copy.write_text(text)
-    return copy
+    if not re.search(r'(?m)^work_dir: ""', text):
+        text, count = re.subn(r"(?m)^work_dir:.*$", f'work_dir: "{work_dir}"', text)
+        assert count == 1
+        path = tmp_path / name
+        path.write_text(text)
+    env = {**ENV, "LUTE_DATA_ROOT": str(tmp_path / "ds")}
+    config = load_config(path, env=env)
+    return config, validate_header(config, site=load_site("s3df"), env=env)
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_the_sections_validate_unchanged(name: str, tmp_path: Path, work_dir: Path) -> None:
-    config = load_config(with_our_header(name, tmp_path, work_dir), env=ENV)
-    header = validate_header(config)
-    assert (header.experiment, str(header.run)) == ("mfxl1013621", "12")
+    config, header = loaded(name, tmp_path, work_dir)
+    assert (header.experiment, str(header.run), header.work_dir) == ("mfxl1013621", "12", str(work_dir))
     smd_file = work_dir / "hdf5" / "smalldata" / "mfxl1013621_Run0012.h5"  # what SubmitSMD writes for this run
     smd_file.parent.mkdir(parents=True)
     smd_file.write_bytes(b"")
@@ -71,8 +80,7 @@ def test_the_sections_validate_unchanged(name: str, tmp_path: Path, work_dir: Pa
 
 
 def test_test_yaml_keeps_upstreams_values(tmp_path: Path, work_dir: Path) -> None:
-    config = load_config(with_our_header("test.yaml", tmp_path, work_dir), env=ENV)
-    header = validate_header(config)
+    config, header = loaded("test.yaml", tmp_path, work_dir)
     smd = validate_parameters(REGISTRY.get("SubmitSMD"), config, header)
     assert (smd.run, smd.experiment, smd.directory) == (
         "99",
@@ -89,8 +97,7 @@ def test_test_yaml_keeps_upstreams_values(tmp_path: Path, work_dir: Path) -> Non
 
 
 def test_mfx_yaml_analyzers_take_submit_smds_row_of_the_run(tmp_path: Path, work_dir: Path) -> None:
-    config = load_config(with_our_header("mfx.yaml", tmp_path, work_dir), env=ENV)
-    header = validate_header(config)
+    config, header = loaded("mfx.yaml", tmp_path, work_dir)
     with pytest.raises(ParameterError, match="No path provided for hdf5 and cannot auto-determine"):
         validate_parameters(REGISTRY.get("AnalyzeSmallDataXES"), config, header)
     smd = validate_parameters(REGISTRY.get("SubmitSMD"), config, header)

@@ -77,11 +77,11 @@ def test_work_dir_missing(write: Callable[..., LoadedConfig], tmp_path: Path) ->
     with pytest.raises(ConfigError) as info:
         write(header="%YAML 1.3\n---\ntitle: t\n...\n")
     assert (info.value.message, info.value.line) == ("work_dir is required in the header", 3)
-    # Validation itself names work_dir when it is absent.
+    # Validation itself reads an absent work_dir as upstream does, as "" (the site's default, if any).
     config = LoadedConfig(tmp_path / "c.yaml", {"title": "t"}, {}, {}, {})
     with pytest.raises(WorkDirError) as err:
         validate_header(config)
-    assert str(err.value) == f"{tmp_path / 'c.yaml'}: work_dir is required in the header"
+    assert str(err.value) == f"{tmp_path / 'c.yaml'}: work_dir is empty; set it in the config header"
     assert err.value.exit_code == EXIT_BAD_INPUT
 
 
