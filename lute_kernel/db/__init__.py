@@ -14,6 +14,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Dict
 
+# Eager: the function shares its module's name, and a submodule imported later would shadow a lazy one.
+from lute_kernel.db.flatten import flatten
+
 _WHERE: Dict[str, str] = {
     "change_signature": "browse",
     "read_table": "browse",
@@ -21,7 +24,6 @@ _WHERE: Dict[str, str] = {
     "db_path": "connection",
     "find_done_row": "done",
     "recorded_env": "env",
-    "flatten": "flatten",
     "LOST": "liveness",
     "RUNNING": "liveness",
     "display_status": "liveness",
@@ -56,7 +58,6 @@ if TYPE_CHECKING:
     from lute_kernel.db.connection import db_path
     from lute_kernel.db.done import find_done_row
     from lute_kernel.db.env import recorded_env
-    from lute_kernel.db.flatten import flatten
     from lute_kernel.db.liveness import LOST, RUNNING, display_status, is_lost
     from lute_kernel.db.queries import TaskTableSummary, get_row, latest_row, latest_value, list_rows, list_tasks
     from lute_kernel.db.recordable import check_recordable

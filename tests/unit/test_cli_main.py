@@ -37,7 +37,7 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path: Path
         import lute_kernel.registry
         def broken(*args, **kwargs):
             raise RuntimeError("boom\\n  on two lines")
-        lute_kernel.registry.discover = broken
+        lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = broken
         from lute_kernel.cli import main
         main()
         """,
@@ -63,7 +63,7 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path: Path
             import lute_kernel.registry
             def interrupted(*args, **kwargs):
                 raise KeyboardInterrupt
-            lute_kernel.registry.discover = interrupted
+            lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = interrupted
             """,
         ),
         (
@@ -73,7 +73,7 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path: Path
             def interrupted(*args, **kwargs):
                 os.kill(os.getpid(), signal.SIGINT)
                 signal.pause()  # the handler raises KeyboardInterrupt before this returns
-            lute_kernel.registry.discover = interrupted
+            lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = interrupted
             """,
         ),
         (
