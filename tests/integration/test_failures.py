@@ -110,13 +110,14 @@ def test_a_child_left_by_a_completed_task_does_not_outlive_it(
 def test_timeout_kills_the_whole_tree_and_is_recorded_timedout(
     make_config: Callable[..., Path], work_dir: Path, start_env: Dict[str, str], tmp_path: Path
 ) -> None:
-    config = make_config({"FaultSleep": {"seconds": 30, "spawn_child": True}}, task_timeout=1)
+    # 4 s: an exec'd worker on a busy machine must have started its child before the timeout.
+    config = make_config({"FaultSleep": {"seconds": 30, "spawn_child": True}}, task_timeout=4)
     tmpdir = tmp_path / "t"
-    result = run_cli("run", "FaultSleep", "-c", str(config), env=isolated_env(start_env, tmpdir), timeout=30)
+    result = run_cli("run", "FaultSleep", "-c", str(config), env=isolated_env(start_env, tmpdir), timeout=60)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert last_line(result.stdout).startswith("FaultSleep: TIMEDOUT in "), result.stdout
     row = _failed_row(work_dir, "FaultSleep", "TIMEDOUT")
-    assert "timed out after 1 s" in row["result.summary"]
+    assert "timed out after 4 s" in row["result.summary"]
     assert row["prov.exit_code"] == -signal.SIGTERM
     assert wait_gone(_child_pid(result.stdout)), "the Task's child outlived the timeout"
     assert_no_leftovers(tmpdir)
@@ -128,7 +129,7 @@ def test_timeout_escalates_to_sigkill_when_the_task_ignores_sigterm(
     sites = tmp_path / "sites"
     sites.mkdir()
     (sites / "local.yaml").write_text("runtime: local\nlauncher: direct\nkill_grace_seconds: 0.3\n")
-    config = make_config({"FaultSleep": {"seconds": 30, "spawn_child": True, "ignore_sigterm": True}}, task_timeout=1)
+    config = make_config({"FaultSleep": {"seconds": 30, "spawn_child": True, "ignore_sigterm": True}}, task_timeout=4)
     tmpdir = tmp_path / "t"
     env = isolated_env(start_env, tmpdir, LUTE_SITES_DIR=str(sites))
     result = run_cli("run", "FaultSleep", "-c", str(config), env=env, timeout=30)

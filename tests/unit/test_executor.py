@@ -210,16 +210,17 @@ def test_timeout_sends_sigterm(run: Runner, start: str) -> None:
     outcome = result.outcome
     assert (outcome.status, outcome.exit_code) == (TaskStatus.TIMEDOUT, -signal.SIGTERM)
     assert outcome.reason == "timed out after 1 s"
-    assert 1.0 <= result.seconds < 3.0
+    assert result.seconds >= 1.0  # never before the deadline (how long after depends on the machine)
     assert "timed out after 1 s: sending SIGTERM to the Task" in result.texts("status")
 
 
 def test_timeout_of_a_task_ignoring_sigterm_ends_with_sigkill_of_the_group(run: Runner, start: str) -> None:
-    result = run("FaultSleep", {"seconds": 30, "ignore_sigterm": True, "spawn_child": True}, timeout=1, grace=0.5)
+    # 4 s: the Task must have ignored SIGTERM (and started its child) before the deadline, busy machine or not.
+    result = run("FaultSleep", {"seconds": 30, "ignore_sigterm": True, "spawn_child": True}, timeout=4, grace=0.5)
     outcome = result.outcome
     assert (outcome.status, outcome.exit_code) == (TaskStatus.TIMEDOUT, -signal.SIGKILL)
-    assert outcome.reason == "timed out after 1 s"
-    assert 1.5 <= result.seconds < 3.5
+    assert outcome.reason == "timed out after 4 s"
+    assert result.seconds >= 4.5  # the grace was given
     # The child inherited SIG_IGN for SIGTERM: only the SIGKILL of the whole group ends it.
     assert gone_within(child_pid(result))
 
@@ -262,7 +263,7 @@ def test_cancel_before_the_task_starts_defaults_to_sigterm(run: Runner, start: s
 
 
 def test_children_of_a_timed_out_task_do_not_outlive_it(run: Runner, start: str) -> None:
-    result = run("FaultSleep", {"seconds": 30, "spawn_child": True}, timeout=1)
+    result = run("FaultSleep", {"seconds": 30, "spawn_child": True}, timeout=4)
     assert result.outcome.status == TaskStatus.TIMEDOUT
     assert gone_within(child_pid(result))
 
@@ -426,7 +427,7 @@ def test_descendants_that_leave_the_process_group_do_not_outlive_the_run(
 
 
 def test_an_escapee_of_a_timed_out_task_is_killed_too(run: Runner, start: str) -> None:
-    result = run("FaultEscape", {"how": "double_fork", "seconds": 30}, timeout=1, grace=1)
+    result = run("FaultEscape", {"how": "double_fork", "seconds": 30}, timeout=4, grace=1)
     assert result.outcome.status == TaskStatus.TIMEDOUT
     assert gone_within(escapee_pid(result), 1.0)
 
