@@ -75,7 +75,10 @@ demo:
     echo "(exit code 1, as expected: BinaryErrTester failed, its siblings completed)"
     step lute-kernel db ls -c "$cfg"
     step lute-kernel db show TestReadOutput -c "$cfg"
-    printf '\ndemo: done. The DB is %s/lute.db; the fast local-only demo: ./dev demo-local\n' "$LUTE_WORK_DIR"
+    step lute-kernel report -c "$cfg" -o "$LUTE_WORK_DIR/report.html"
+    printf '\ndemo: done. The DB is %s/lute.db, the report %s/report.html (lute-kernel db view -c %s to browse);\n' \
+        "$LUTE_WORK_DIR" "$LUTE_WORK_DIR" "$cfg"
+    echo "the fast local-only demo: ./dev demo-local"
 
 # The fast local-only demo (no images, no Prefect): run the test Tasks one by one from config/examples/test.yaml.
 demo-local:
