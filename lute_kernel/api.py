@@ -27,11 +27,12 @@ from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
 from lute_kernel.profile import Timeline
 from lute_kernel.ranks import choose_launch
 from lute_kernel.recording import RunRecorder, failure_summary, keep_figures, post_summary
-from lute_kernel.registry import Registry, discover, registry_for
+from lute_kernel.registry import Registry, discover
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
+from lute_kernel.task_lookup import registry_for
 from lute_kernel.tasklets import run_tasklets
 from lute_kernel.templates import rendered_files, write_rendered
 from lute_kernel.validation import validate_header, validate_parameters

@@ -20,7 +20,8 @@ from lute_kernel import deadman
 from lute_kernel.cancel import CancelToken
 from lute_kernel.descendants import become_subreaper, reaped
 from lute_kernel.events import EventSink, ignore_events
-from lute_kernel.launch_session import ExecutionOutcome, ExecutionSettings, LaunchSession, signal_group
+from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_group
+from lute_kernel.launch_session import LaunchSession
 from lute_kernel.plan import LaunchPlan
 from lute_kernel.run_state import signal_name
 from lute_kernel.task import TaskStatus

@@ -1,9 +1,10 @@
 """One launch while it runs: the process, its pipes, the socket and what the ranks said.
 
-Owns the state the executor loop updates (which ranks said hello and bye, the result, the first
-error), the rank checks that turn a missing rank into a teardown instead of a hang, terminating the
-process group with a grace period, the bounded wait for messages still in flight after exit, and
-cleaning up (pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
+Owns the state the executor loop updates (which ranks said hello and bye; what they report goes to
+the run's ``RunState``), admission (the RUNNING row, before any Task code runs), the rank checks that
+turn a missing rank into a teardown instead of a hang, terminating the process group with a grace
+period, the bounded wait for messages still in flight after exit, and cleaning up (escaped
+descendants, pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
 """
 
 from __future__ import annotations
@@ -15,88 +16,26 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 import zmq
 
 from lute_kernel.cancel import CancelToken
 from lute_kernel.descendants import RUN_ID_VARIABLE, run_ended, run_started, sweep
 from lute_kernel.events import EventSink, RunEvent
-from lute_kernel.ipc.protocol import DEFAULT_MAX_BYTES
+from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_group
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
-from lute_kernel.profile import Timeline
 from lute_kernel.run_dirs import RUN_DIR_PREFIX, clean_stale_run_dirs, make_run_dir
-from lute_kernel.run_state import RunState, signal_name
+from lute_kernel.run_state import signal_name
 from lute_kernel.spawn import spawn
 from lute_kernel.task import TaskStatus
 
 FINAL_MESSAGES_WAIT_S = 2.0
 """Upper bound on waiting, after exit, for messages still in flight from a worker that said hello."""
-
-
-@dataclass
-class ExecutionOutcome:
-    """How one launch ended: the run's state (the one owner of its status) and what was seen."""
-
-    state: RunState = field(default_factory=RunState)
-    stderr_tail: List[str] = field(default_factory=list)
-    start: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    end: Optional[datetime] = None
-    messages: int = 0
-    rejected_frames: int = 0
-    timeline: Timeline = field(default_factory=Timeline)
-
-    @property
-    def status(self) -> TaskStatus:
-        """The verdict so far (final once ``state.finish()`` ran)."""
-        return self.state.verdict()[0]
-
-    @property
-    def reason(self) -> str:
-        """Why the run ended as it did (empty for a clean completion)."""
-        return self.state.verdict()[1]
-
-    @property
-    def exit_code(self) -> Optional[int]:
-        """The launched process's exit code (negative: the signal that killed it)."""
-        return self.state.exit_code
-
-    @property
-    def result(self) -> Optional[Dict[str, Any]]:
-        """Rank 0's result message, if it sent one."""
-        return self.state.result
-
-    @property
-    def error(self) -> Optional[Dict[str, Any]]:
-        """The first error a rank reported, if any."""
-        return self.state.error
-
-
-@dataclass(frozen=True)
-class ExecutionSettings:
-    """Limits of one launch."""
-
-    timeout_s: float
-    grace_s: float = 10.0
-    run_root: Optional[Path] = None
-    max_bytes: int = DEFAULT_MAX_BYTES
-    ranks: int = 1
-    hello_timeout_s: float = 120.0
-    transport: str = "ipc"
-    tcp_host: Optional[str] = None
-
-
-def signal_group(pgid: int, signum: int) -> None:
-    """Send ``signum`` to a process group that may be gone already."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class LaunchSession:

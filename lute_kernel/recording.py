@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from lute_kernel import __version__
 from lute_kernel.errors import LuteError
 from lute_kernel.events import EventSink, RunEvent
-from lute_kernel.launch_session import ExecutionOutcome
+from lute_kernel.execution import ExecutionOutcome
 from lute_kernel.summaries import payload_for_db, summary_dict, summary_text
 from lute_kernel.task import TaskStatus
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from lute_kernel.errors import InputError
-from lute_kernel.task_index import TaskFacts
+from lute_kernel.task_catalogue import TaskFacts
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def list_tasks(
     from lute_kernel.cli.task_table import image_notes, task_rows
     from lute_kernel.images.paths import default_recipes_dir
     from lute_kernel.images.recipes import recipe_names
-    from lute_kernel.registry import task_catalogue
     from lute_kernel.sites import load_site
+    from lute_kernel.task_lookup import task_catalogue
 
     facts, failures = task_catalogue()  # cached per module: only edited modules are imported
     with reported_errors():

@@ -34,10 +34,10 @@ def crash_files(tmp_path: Path) -> List[Path]:
 def test_an_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path: Path) -> None:
     result = run_script(
         """
-        import lute_kernel.registry
+        import lute_kernel.registry, lute_kernel.task_lookup
         def broken(*args, **kwargs):
             raise RuntimeError("boom\\n  on two lines")
-        lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = broken
+        lute_kernel.registry.discover = lute_kernel.task_lookup.task_catalogue = broken
         from lute_kernel.cli import main
         main()
         """,
@@ -60,20 +60,20 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_file(tmp_path: Path
         (
             "in-a-command",
             """
-            import lute_kernel.registry
+            import lute_kernel.registry, lute_kernel.task_lookup
             def interrupted(*args, **kwargs):
                 raise KeyboardInterrupt
-            lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = interrupted
+            lute_kernel.registry.discover = lute_kernel.task_lookup.task_catalogue = interrupted
             """,
         ),
         (
             "a-real-sigint-in-a-command",
             """
-            import lute_kernel.registry
+            import lute_kernel.registry, lute_kernel.task_lookup
             def interrupted(*args, **kwargs):
                 os.kill(os.getpid(), signal.SIGINT)
                 signal.pause()  # the handler raises KeyboardInterrupt before this returns
-            lute_kernel.registry.discover = lute_kernel.registry.task_catalogue = interrupted
+            lute_kernel.registry.discover = lute_kernel.task_lookup.task_catalogue = interrupted
             """,
         ),
         (

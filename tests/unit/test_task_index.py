@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lute_kernel.registry import discover, registry_for
+from lute_kernel.registry import discover
 from lute_kernel.task_index import build_index, classes_in_source
+from lute_kernel.task_lookup import registry_for
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TASKS = REPO / "tests" / "tasks"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import ClassVar, Dict
 
 from lute_kernel.cli.task_table import TaskRow, image_notes, mpi_need, task_rows
-from lute_kernel.registry import _facts, task_catalogue
 from lute_kernel.task import Resources, Task, TaskSpec
-from lute_kernel.task_index import TaskFacts
+from lute_kernel.task_catalogue import TaskFacts
+from lute_kernel.task_lookup import _facts, task_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
