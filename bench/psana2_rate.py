@@ -15,7 +15,7 @@ Interleaved after a warm-up each (a 200-event config). The verdict is events per
 whole command (what users wait for); the Task's own rate (``rate_hz`` of its summary, from the
 DataSource opening to the file written) is reported beside it.
 
-    python bench/psana2_rate.py [--runs 3] [--events 12000] [--psana-ranks 4]
+    python bench/psana2_rate.py [--runs 3] [--events 40000] [--psana-ranks 4]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def inside(runs: int, events: int, ranks: int) -> Dict[str, Any]:
     return result
 
 
-def run(runs: int = 3, events: int = 12_000, ranks: int = 4) -> Dict[str, Any]:
+def run(runs: int = 3, events: int = 40_000, ranks: int = 4) -> Dict[str, Any]:
     """Get an allocation of the ranks plus the kernel's task and measure inside it."""
     args = ["--runs", str(runs), "--events", str(events), "--psana-ranks", str(ranks)]
     result = in_allocation(Path(__file__), ranks + 1, args)
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] = ()) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--events", type=int, default=12_000)
+    parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--psana-ranks", type=int, default=4, help="MPI ranks (psana2 needs >= 3)")
     parser.add_argument("--inside", action="store_true", help="already inside the allocation")
     args = parser.parse_args(list(argv))

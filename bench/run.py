@@ -40,7 +40,7 @@ import mpi_shm  # noqa: E402
 import overhead  # noqa: E402
 import psana2_rate  # noqa: E402
 import table  # noqa: E402
-from common import bench_flows, load  # noqa: E402
+from common import bench_flows, load, precompile  # noqa: E402
 
 RESULTS = HERE / "results" / "latest.json"
 SETTINGS: Dict[str, Dict[str, Dict[str, int]]] = {
@@ -50,7 +50,7 @@ SETTINGS: Dict[str, Dict[str, Dict[str, int]]] = {
         "P3": {"messages": 100_000, "arrays": 100, "kernel_arrays": 50, "repeats": 3},
         "P2": {"runs": 15, "profile_runs": 5},
         "P7": {"runs": 10, "profile_runs": 3},
-        "P9": {"runs": 3, "events": 12_000},
+        "P9": {"runs": 3, "events": 40_000},
         "shm": {"runs": 5},
         "P4": {"runs": 4},
         "flows_local": {"runs": 3},
@@ -61,7 +61,7 @@ SETTINGS: Dict[str, Dict[str, Dict[str, int]]] = {
         "P3": {"messages": 20_000, "arrays": 30, "kernel_arrays": 10, "repeats": 1},
         "P2": {"runs": 5, "profile_runs": 2},
         "P7": {"runs": 3, "profile_runs": 1},
-        "P9": {"runs": 1, "events": 3_000},
+        "P9": {"runs": 1, "events": 10_000},
         "shm": {"runs": 2},
         "P4": {"runs": 1},
         "flows_local": {"runs": 1},
@@ -157,6 +157,7 @@ def main(argv: Sequence[str] = ()) -> int:
     wanted = [w.strip() for w in args.only.split(",") if w.strip()] or list(settings)
     start = time.monotonic()
     results: Dict[str, Any] = {"machine": machine(argv, mode)}
+    results["machine"]["bytecode"] = precompile()
     print(f"lute-kernel benchmarks ({mode}): load average {results['machine']['load_average_1_5_15']}\n", flush=True)
     rows: List[Dict[str, Any]] = []
     for name, (run, to_rows, report) in benchmarks(settings).items():

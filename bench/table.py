@@ -82,6 +82,11 @@ def caption(machine: Dict[str, Any]) -> str:
         f" {machine.get('apptainer', 'apptainer ?')}; load average {loads[0]} at the start,"
         f" {machine.get('load_average_after', ['?'])[0]} at the end; {machine.get('mode', 'full')} run of"
         f" {machine.get('took_s', 0) / 60:.1f} min (`{machine.get('command', 'just bench')}`)."
+        + (
+            " The kernel and the Tasks were precompiled first (.pyc, as `pip install` writes them)."
+            if "bytecode" in machine
+            else ""
+        )
     )
 
 
