@@ -49,7 +49,7 @@ build-image name *args:
     lute-kernel images build "$@"
 
 # Benchmarks of issue 11 (P1-P9), each against the same work without the kernel: prints the table with verdicts,
-# writes bench/results/latest.json (~12 min; --quick ~5 min; --only P1,P3; --readme rewrites the README's table).
+# writes bench/results/latest.json (~9 min; --quick ~5 min; --only P1,P3; --readme rewrites the README table).
 bench *args:
     python bench/run.py "$@"
 

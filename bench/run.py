@@ -50,7 +50,7 @@ SETTINGS: Dict[str, Dict[str, Dict[str, int]]] = {
         "P3": {"messages": 100_000, "arrays": 100, "kernel_arrays": 50, "repeats": 3},
         "P2": {"runs": 15, "profile_runs": 5},
         "P7": {"runs": 10, "profile_runs": 3},
-        "P9": {"runs": 3, "events": 40_000},
+        "P9": {"runs": 5, "events": 40_000},
         "shm": {"runs": 5},
         "P4": {"runs": 4},
         "flows_local": {"runs": 3},
@@ -147,7 +147,7 @@ def _missing_tool(name: str) -> str:
 def main(argv: Sequence[str] = ()) -> int:
     """Run the benchmarks, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a short run: fewer repeats, smaller counts (~6 min)")
+    parser.add_argument("--quick", action="store_true", help="a short run: fewer repeats, smaller counts (~5 min)")
     parser.add_argument("--only", default="", help="comma-separated ids: P1,P2,P3,P4,P7,P8,P9,shm,flows_local")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     parser.add_argument("--readme", action="store_true", help="then rewrite the README's table from the JSON")
