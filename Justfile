@@ -48,7 +48,8 @@ build-images *names:
 build-image name *args:
     lute-kernel images build "$@"
 
-# Benchmarks: kernel overhead vs bare Python, IPC msg/s and MB/s, containers, MPI, flows. Writes bench/results/latest.json.
+# Benchmarks of issue 11 (P1-P9), each against the same work without the kernel: prints the table with verdicts,
+# writes bench/results/latest.json (~9 min; --quick ~5 min; --only P1,P3; --readme rewrites the README table).
 bench *args:
     python bench/run.py "$@"
 

@@ -1,16 +1,14 @@
-"""Flows: 20 no-op steps through ``lute-kernel flow run --backend local`` vs 20 ``lute-kernel run`` calls.
+"""Flows, local runtime (an extra row): 20 no-op steps through ``flow run --backend local`` vs 20 ``lute-kernel run``.
 
-Both sides report to one running Prefect server (started here, on 127.0.0.1, unless
-PREFECT_API_URL names one) and are timed as whole commands, interleaved (flow, loop, flow, loop,
-…) after one untimed warm-up each: the flow of a DAG of 20 sequential ``Tester`` nodes (Test with
-``sleep_secs: 0``), and a shell loop of the same 20 ``lute-kernel run Test``. Target: the flow
-takes at most as long (one process pays the imports once; the node server keeps the fork fast
-start). Reported beside it: Prefect's fixed start-up (``import prefect``; creating and finishing a
-flow run with no task), the same chain with ``LUTE_FLOW_NODE_SERVER=0`` (the kernel API in the
-flow's threads: each worker exec'd), and a 20-wide fan-out DAG. Medians; load averages before and
-after, since other work on the machine skews them.
+Both sides report to one running Prefect server (``prefect_server``: started here on 127.0.0.1
+unless PREFECT_API_URL names one; ``flow_containers`` (P4) shares it) and are whole commands,
+interleaved after a warm-up each: the flow of a DAG of 20 sequential ``Tester`` nodes (Test with
+``sleep_secs: 0``), and a loop of the same 20 ``lute-kernel run Test``. Beside it: Prefect's fixed
+price (``import prefect``; an empty flow run created and finished), which every flow pays once.
+``--all`` adds the same chain with ``LUTE_FLOW_NODE_SERVER=0`` (each worker exec'd from the
+flow's threads) and a 20-wide fan-out.
 
-    python bench/flows.py [--runs 5]
+    python bench/flows.py [--runs 5] [--all]
 """
 
 from __future__ import annotations
@@ -18,29 +16,30 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Sequence
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
+from common import (
+    TEST_PARAMS,
+    bench_env,
+    interleaved,
+    load,
+    lute_kernel_cmd,
+    stats,
+    timed,
+    write_config,
+)
+
 TARGET_RATIO = 1.0
 STEPS = 20
 PREFECT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false"}
-HEADER: Dict[str, Any] = {"title": "flows benchmark", "experiment": "xpptut15", "run": 14, "task_timeout": 60}
-TEST = {"Test": {"sleep_secs": 0, "compound_var": {"int_var": 10, "dict_var": {"a": "b"}}}}
-
-
-def lute_kernel_cmd() -> List[str]:
-    """The console script of this environment (what users call)."""
-    script = Path(sys.executable).parent / "lute-kernel"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lute_kernel.cli"]
 
 
 def chain_dag(steps: int) -> str:
@@ -63,16 +62,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def prefect_server(folder: Path) -> Iterator[str]:
-    """Yield the API URL of a running Prefect server: $PREFECT_API_URL's, else one started here."""
-    given = os.environ.get("PREFECT_API_URL")
-    if given:
-        yield given
+def prefect_server(folder: Path) -> Iterator[Dict[str, str]]:
+    """Yield the environment of commands that report to one running Prefect server ($PREFECT_API_URL's, or ours)."""
+    env = bench_env({**PREFECT_ENV, "PREFECT_HOME": str(folder / "prefect")})
+    env.pop("LUTE_FLOW_NODE_SERVER", None)
+    if os.environ.get("PREFECT_API_URL"):
+        yield env
         return
     import requests
 
     port = _free_port()
-    env = {**os.environ, **PREFECT_ENV, "PREFECT_HOME": str(folder / "prefect")}
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - open while the server runs
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -94,24 +93,11 @@ def prefect_server(folder: Path) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Prefect server did not start")
             time.sleep(0.5)  # a starting server offers nothing to wait on
-        yield url
+        yield {**env, "PREFECT_API_URL": url}
     finally:
         server.terminate()
         server.wait(timeout=60)
         log.close()
-
-
-def _timed(argv: Sequence[str], env: Dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(list(argv), env=env, capture_output=True, text=True, cwd=REPO)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv[:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return took
-
-
-def _stats(samples: List[float]) -> Dict[str, Any]:
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "samples_s": samples}
 
 
 FIXED_COST = """
@@ -131,101 +117,119 @@ print(t1 - t0, t2 - t1)
 """
 
 
-def prefect_fixed_cost(env: Dict[str, str], runs: int) -> Dict[str, Any]:
+def prefect_fixed_cost(env: Mapping[str, str], runs: int) -> Dict[str, Any]:
     """Prefect's price before and after any step: ``import prefect``; one empty flow run, created and finished."""
     imports, runs_s = [], []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", FIXED_COST], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", FIXED_COST], env=dict(env), capture_output=True, text=True, check=True
+        )
         first, second = out.stdout.split()
         imports.append(float(first))
         runs_s.append(float(second))
-    return {"import": _stats(imports), "empty_flow_run": _stats(runs_s)}
+    return {"import": stats(imports), "empty_flow_run": stats(runs_s)}
 
 
-def run(runs: int = 5, steps: int = STEPS) -> Dict[str, Any]:
-    """Measure; return the numbers (nothing asserted)."""
-    with tempfile.TemporaryDirectory(prefix="lute-bench-flows-") as temp:
-        folder = Path(temp)
-        work = folder / "work"
-        work.mkdir()
-        config = folder / "config.yaml"
-        config.write_text(
-            yaml.safe_dump_all([{**HEADER, "work_dir": str(work)}, TEST], sort_keys=False, explicit_start=True)
-        )
-        chain = folder / "chain.yaml"
-        chain.write_text(chain_dag(steps))
+def run_in(
+    env: Dict[str, str], folder: Path, runs: int = 5, steps: int = STEPS, extras: bool = False
+) -> Dict[str, Any]:
+    """Measure the local-runtime chain against a running server (``env`` names it)."""
+    work = folder / "local"
+    work.mkdir()
+    config = write_config(work, {"Test": TEST_PARAMS})
+    chain = folder / "chain-local.yaml"
+    chain.write_text(chain_dag(steps))
+    cli = lute_kernel_cmd()
+    flow_cmd = [*cli, "flow", "run", str(chain), "-c", str(config), "--backend", "local", "--runtime", "local"]
+    loop = [sys.executable, "-c", _LOOP, str(steps), *cli, "run", "Test", "-c", str(config)]
+    result: Dict[str, Any] = interleaved({"flow": flow_cmd, "loop": loop}, runs, env)
+    result["ratio"] = result["flow"]["median"] / result["loop"]["median"]
+    result.update(steps=steps, runs=runs, target_ratio=TARGET_RATIO)
+    result["prefect_fixed"] = prefect_fixed_cost(env, max(3, runs // 2))
+    if extras:
+        before = load()
+        threads = {**env, "LUTE_FLOW_NODE_SERVER": "0"}
+        result["flow_in_threads"] = stats([timed(flow_cmd, threads) for _ in range(max(2, runs // 2))])
         fan = folder / "fan.yaml"
         fan.write_text(fan_dag(steps))
-        with prefect_server(folder) as url:
-            env = {**os.environ, **PREFECT_ENV, "PREFECT_API_URL": url, "PREFECT_HOME": str(folder / "prefect")}
-            for name in ("LUTE_TASKS_PATH", "LUTE_SITE", "LUTE_SITES_DIR", "LUTE_FLOW_NODE_SERVER"):
-                env.pop(name, None)
-            cli = lute_kernel_cmd()
-            flow_cmd = [*cli, "flow", "run", str(chain), "-c", str(config), "--backend", "local"]
-            loop = f"for i in $(seq {steps}); do {' '.join(cli)} run Test -c {config} >/dev/null || exit 1; done"
-            loop_cmd = ["bash", "-c", loop]
-            threads_env = {**env, "LUTE_FLOW_NODE_SERVER": "0"}
-            load_before = [round(x, 2) for x in os.getloadavg()]
-            _timed(flow_cmd, env)  # warm-ups: page caches, the server's first queries
-            _timed(loop_cmd, env)
-            flows, loops = [], []
-            for _ in range(runs):
-                flows.append(_timed(flow_cmd, env))
-                loops.append(_timed(loop_cmd, env))
-            in_threads = [_timed(flow_cmd, threads_env) for _ in range(max(2, runs // 2))]
-            fan_cmd = [*cli, "flow", "run", str(fan), "-c", str(config), "--backend", "local"]
-            fan_default = [_timed(fan_cmd, env) for _ in range(max(2, runs // 2))]
-            fan_wide = [_timed([*fan_cmd, "--max-parallel", str(steps)], env) for _ in range(max(2, runs // 2))]
-            fixed = prefect_fixed_cost(env, max(3, runs))
-            load_after = [round(x, 2) for x in os.getloadavg()]
-    flow_median, loop_median = statistics.median(flows), statistics.median(loops)
-    return {
-        "steps": steps,
-        "runs": runs,
-        "flow_chain": _stats(flows),
-        "run_loop": _stats(loops),
-        "ratio": flow_median / loop_median,
-        "target_ratio": TARGET_RATIO,
-        "flow_chain_in_threads": _stats(in_threads),
-        "fan_out_default_parallel": _stats(fan_default),
-        "fan_out_parallel_20": _stats(fan_wide),
-        "prefect_fixed": fixed,
-        "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-    }
+        fan_cmd = [*cli, "flow", "run", str(fan), "-c", str(config), "--backend", "local", "--runtime", "local"]
+        result["fan_out"] = stats([timed(fan_cmd, env) for _ in range(max(2, runs // 2))])
+        result["fan_out_wide"] = stats([timed([*fan_cmd, "--max-parallel", str(steps)], env) for _ in range(2)])
+        result["extras_load"] = [before, load()]
+    return result
+
+
+_LOOP = """
+import subprocess, sys
+for _ in range(int(sys.argv[1])):
+    subprocess.run(sys.argv[2:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+"""Run argv N times in a row (the loop side: no shell string)."""
+
+
+def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The extra row (not a target of issue 11) and Prefect's fixed price."""
+    fixed = result["prefect_fixed"]
+    return [
+        {
+            "id": "-",
+            "measure": f"{result['steps']}-node flow, local runtime (vs {result['steps']} x `run Test`)",
+            "kernel": f"{result['flow']['median']:.2f} s",
+            "baseline": f"{result['loop']['median']:.2f} s ({result['steps']} x lute-kernel run)",
+            "ratio": result["ratio"],
+            "target": f"<= {TARGET_RATIO}x",
+            "verdict": "meets" if result["ratio"] <= TARGET_RATIO else "MISSES",
+            "load": result["load"],
+        },
+        {
+            "id": "-",
+            "measure": "Prefect's fixed price per flow run",
+            "kernel": f"import {fixed['import']['median']:.2f} s"
+            f" + empty flow run {fixed['empty_flow_run']['median']:.2f} s",
+            "baseline": "-",
+            "ratio": None,
+            "target": "-",
+            "verdict": "-",
+            "load": None,
+        },
+    ]
 
 
 def report(result: Dict[str, Any]) -> None:
     """Print the numbers."""
-    n = result["steps"]
-    flow, loop = result["flow_chain"]["median_s"], result["run_loop"]["median_s"]
-    print(f"flows: {n} sequential no-op steps, {result['runs']} interleaved runs each (medians)")
+    n, flow, loop = result["steps"], result["flow"]["median"], result["loop"]["median"]
+    print(
+        f"flows, local runtime: {n} sequential no-op steps, {result['runs']} interleaved runs each"
+        f" (load {result['load'][0]} -> {result['load'][1]})"
+    )
     print(f"  flow run --backend local : {flow:6.2f} s ({flow / n * 1e3:.0f} ms per step, start-up included)")
-    print(f"  {n} x lute-kernel run     : {loop:6.2f} s ({loop / n * 1e3:.0f} ms per run)")
-    print(f"  ratio                    : {result['ratio']:.2f}x (target <= {result['target_ratio']}x)")
-    threads = result["flow_chain_in_threads"]["median_s"]
-    print(f"  same flow, Tasks started from the flow's threads (LUTE_FLOW_NODE_SERVER=0: exec): {threads:.2f} s")
+    print(
+        f"  {n} x lute-kernel run     : {loop:6.2f} s ({loop / n * 1e3:.0f} ms per run); ratio {result['ratio']:.2f}x"
+    )
     fixed = result["prefect_fixed"]
     print(
-        f"  Prefect's fixed start-up : import {fixed['import']['median_s'] * 1e3:.0f} ms,"
-        f" an empty flow run {fixed['empty_flow_run']['median_s'] * 1e3:.0f} ms (created, heartbeat, finished)"
+        f"  Prefect's fixed price: import {fixed['import']['median']:.2f} s, an empty flow run"
+        f" {fixed['empty_flow_run']['median']:.2f} s"
     )
-    print(
-        f"  {n}-wide fan-out          : {result['fan_out_default_parallel']['median_s']:.2f} s"
-        f" (--max-parallel = {result['cpus']} CPUs),"
-        f" {result['fan_out_parallel_20']['median_s']:.2f} s (--max-parallel {n})"
-    )
-    print(f"  load average {result['load_average_before']} -> {result['load_average_after']}")
+    if "flow_in_threads" in result:
+        print(
+            f"  same chain with LUTE_FLOW_NODE_SERVER=0 (workers exec'd): {result['flow_in_threads']['median']:.2f} s;"
+            f" {n}-wide fan-out {result['fan_out']['median']:.2f} s (--max-parallel = CPUs),"
+            f" {result['fan_out_wide']['median']:.2f} s (--max-parallel {n})"
+        )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] = ()) -> int:
+    """Command line: start a server, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each side (interleaved)")
-    args = parser.parse_args(argv)
-    report(run(max(args.runs, 3)))
+    parser.add_argument("--all", action="store_true", help="also the in-threads chain and the fan-out")
+    args = parser.parse_args(list(argv))
+    with tempfile.TemporaryDirectory(prefix="lute-bench-flows-") as temp, prefect_server(Path(temp)) as env:
+        result = run_in(env, Path(temp), max(args.runs, 2), extras=args.all)
+    report(result)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,9 +1,13 @@
-"""MPI launch overhead: a 2-rank no-op MPI Task via the kernel vs a bare srun of the same image.
+"""P7: 2-rank ``TestMultiNodeCommunication``, srun, containers vs ``srun -n 2 --mpi=pmi2 apptainer exec`` of it.
 
-Inside one Slurm allocation of 3 tasks (the kernel keeps one), interleaved, after a warm-up each:
-  (a) `lute-kernel run TestMultiNodeCommunication --runtime apptainer` (2 ranks, srun, arr_size 1),
-  (b) the issue's baseline: `srun -n 2 --mpi=pmi2 apptainer exec <image> python3 -c 'from mpi4py import MPI'`.
-Both use the image the kernel runs (the unpacked copy on `images.run_from: sandbox` sites).
+Inside one ``salloc -n 3 --overcommit`` allocation (the kernel keeps one task), interleaved after
+a warm-up each:
+  kernel: ``lute-kernel run TestMultiNodeCommunication --runtime apptainer`` (2 ranks, arr_size 1);
+  bare:   the kernel's own launch argv (``lute_kernel.api.prepare``: ``srun --mpi=pmi2 -n 2 …
+          apptainer exec`` with the same flags, ``--env-file rank.env`` for each rank's PMI
+          variables, the shared /dev/shm folder and binds, the same image), the worker replaced by
+          ``python3 -c`` running ``TestMultiNodeCommunication.run_standalone`` on both ranks.
+Plus ``--profile`` of the kernel side.
 
     python bench/mpi.py [--runs 10]          # asks Slurm for the allocation itself (salloc)
 """
@@ -12,112 +16,104 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import REPO, bench_env, lute_kernel_cmd, stats, timed, write_config  # noqa: E402
+from common import (
+    RESULT_MARK,
+    baseline_from_plan,
+    bench_env,
+    in_allocation,
+    interleaved,
+    lute_kernel_cmd,
+    make_run_dir,
+    ms,
+    prepared_request,
+    side_by_side,
+    standalone_code,
+    write_config,
+)
+from overhead import profile_breakdown
 
 TARGET_RATIO = 1.3
-RESULT_MARK = "MPI-BENCH-RESULT "
+TASK = "TestMultiNodeCommunication"
 
 
-def inside(runs: int) -> Dict[str, Any]:
+def inside(runs: int, profile_runs: int) -> Dict[str, Any]:
     """Time both commands inside the current allocation."""
-    from lute_kernel.images import find_image
-    from lute_kernel.sites import load_site
-
-    image = str(find_image("psana2", load_site()).runnable)
     env = bench_env()
-    env.update({k: v for k, v in os.environ.items() if k.startswith("SLURM_")})
-    with tempfile.TemporaryDirectory(prefix="lute-bench-") as tmp:
-        config = write_config(Path(tmp), {"TestMultiNodeCommunication": {"send_obj": "array", "arr_size": 1}})
-        commands = {
-            "kernel": [
-                *lute_kernel_cmd(),
-                "run",
-                "TestMultiNodeCommunication",
-                "-c",
-                str(config),
-                "--runtime",
-                "apptainer",
-            ],
-            "bare": [
-                "srun",
-                "-n",
-                "2",
-                "--mpi=pmi2",
-                "apptainer",
-                "exec",
-                image,
-                "python3",
-                "-c",
-                "from mpi4py import MPI",
-            ],
-        }
-        samples: Dict[str, List[float]] = {name: [] for name in commands}
-        for argv in commands.values():
-            timed(argv, env)
-        for _ in range(runs):
-            for name, argv in commands.items():
-                samples[name].append(timed(argv, env))
-    result: Dict[str, Any] = {name: stats(values) for name, values in samples.items()}
-    result.update(runs=runs, image=image, commands={k: " ".join(v) for k, v in commands.items()})
-    result["ratio"] = result["kernel"]["median_s"] / result["bare"]["median_s"]
+    with tempfile.TemporaryDirectory(prefix="lute-bench-p7-") as tmp:
+        folder = Path(tmp)
+        config = write_config(folder, {TASK: {"send_obj": "array", "arr_size": 1}})
+        prepared = prepared_request(TASK, config, runtime="apptainer")
+        bare = baseline_from_plan(prepared, make_run_dir(folder, prepared), standalone_code("mpi_test", TASK))
+        kernel = [*lute_kernel_cmd(), "run", TASK, "-c", str(config), "--runtime", "apptainer"]
+        result: Dict[str, Any] = interleaved({"kernel": kernel, "bare": bare}, runs, env)
+        result["profile"] = profile_breakdown(kernel, env, profile_runs)
+    result.update(side_by_side(result["kernel"], result["bare"]))
+    head = bare[: bare.index("-c")]
+    slurm = {i for i, a in enumerate(head) if a.startswith("SLURM_")}
+    shown = " ".join(a for i, a in enumerate(head) if i not in slurm and i + 1 not in slurm)
+    result["commands"] = {"kernel": " ".join(kernel), "bare": shown + " -c <run_standalone> <params>"}
+    result.update(runs=runs, ranks=prepared.plan.ranks, launcher=prepared.plan.launcher)
+    return result
+
+
+def run(runs: int = 10, profile_runs: int = 3) -> Dict[str, Any]:
+    """Get a 3-task allocation and measure inside it."""
+    result = in_allocation(Path(__file__), 3, ["--runs", str(runs), "--profile-runs", str(profile_runs)])
     result["target_ratio"] = TARGET_RATIO
     return result
 
 
-def run(runs: int = 10) -> Dict[str, Any]:
-    """Get a 3-task allocation and run the comparison inside it."""
-    argv = [
-        "timeout",
-        "900",
-        "salloc",
-        "-n",
-        "3",
-        "--overcommit",
-        "--quiet",
-        sys.executable,
-        __file__,
-        "--inside",
-        "--runs",
-        str(runs),
+def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """P7's row."""
+    return [
+        {
+            "id": "P7",
+            "measure": f"{result['ranks']}-rank TestMultiNodeCommunication, srun, containers",
+            "kernel": ms(result["kernel"]["median"]),
+            "baseline": ms(result["bare"]["median"]) + " (srun -n 2 --mpi=pmi2 apptainer exec, same Task code)",
+            "ratio": result["ratio"],
+            "target": f"<= {TARGET_RATIO}x (+{result['added_ms']:.0f} ms)",
+            "verdict": "meets" if result["ratio"] <= TARGET_RATIO else "MISSES",
+            "load": result["load"],
+        }
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_MARK):
-            return dict(json.loads(line[len(RESULT_MARK) :]))
-    raise SystemExit(f"MPI benchmark failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
 def report(result: Dict[str, Any]) -> None:
     """Print the numbers."""
-    print(f"mpi: {result['runs']} interleaved runs each inside one allocation, image {result['image']}")
+    print(
+        f"P7 MPI: {result['runs']} interleaved runs each inside one salloc -n 3 --overcommit"
+        f" (load {result['load'][0]} -> {result['load'][1]})"
+    )
     for name in ("kernel", "bare"):
-        median, low, high = (result[name][k] * 1e3 for k in ("median_s", "min_s", "max_s"))
-        print(f"  {name:<7} median {median:7.1f} ms   min {low:7.1f}   max {high:7.1f}")
-        print(f"  {'':<7} $ {result['commands'][name]}")
-    verdict = "meets" if result["ratio"] <= TARGET_RATIO else "MISSES"
-    print(f"  ratio kernel/bare = {result['ratio']:.2f}x ({verdict} the {TARGET_RATIO}x target)")
+        s = result[name]
+        print(f"  {name:<6} median {ms(s['median'])}  min {ms(s['min'])}  $ {result['commands'][name]}")
+    print(f"  ratio {result['ratio']:.2f}x (+{result['added_ms']:.0f} ms)")
+    print("  `--profile` of the kernel side (medians, ms):")
+    for key, value in result["profile"].items():
+        print(f"    {key:<42} {value:8.1f}")
 
 
 def main(argv: Sequence[str] = ()) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--profile-runs", type=int, default=3)
     parser.add_argument("--inside", action="store_true", help="already inside the allocation")
-    args = parser.parse_args(list(argv) or None)
+    args = parser.parse_args(list(argv))
     if args.inside:
-        print(RESULT_MARK + json.dumps(inside(max(args.runs, 10))))
+        print(RESULT_MARK + json.dumps(inside(max(args.runs, 2), args.profile_runs)))
         return 0
-    report(run(args.runs))
+    result = run(args.runs, args.profile_runs)
+    report(result)
+    print(json.dumps(rows(result)))
     return 0
 
 

@@ -51,6 +51,7 @@ def run(runs: int) -> Dict[str, Any]:
 
     image = str(find_image("psana2", load_site()).runnable)
     sides: Dict[str, List[float]] = {"nolocal": [], "shared_shm": []}
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="lute-shm-bench-") as tmp:
         work = Path(tmp)
         (work / "pingpong.py").write_text(PINGPONG)
@@ -68,7 +69,7 @@ def run(runs: int) -> Dict[str, Any]:
         "shared_shm_mb_s": round(medians["shared_shm"]),
         "ratio": round(medians["shared_shm"] / medians["nolocal"], 2),
         "samples": sides,
-        "load": os.getloadavg()[0],
+        "load": [load_before, round(os.getloadavg()[0], 2)],
     }
 
 
@@ -82,6 +83,7 @@ def report(result: Dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] = ()) -> int:
+    """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(list(argv))
@@ -93,3 +95,19 @@ def main(argv: Sequence[str] = ()) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The before/after line as a row of the table (not a target of issue 11)."""
+    return [
+        {
+            "id": "-",
+            "measure": "MPI intra-node bandwidth, 2 ranks in containers, 8 MB ping-pong",
+            "kernel": f"{result['shared_shm_mb_s']:,} MB/s (shared /dev/shm, now)",
+            "baseline": f"{result['nolocal_mb_s']:,} MB/s (MPIR_CVAR_NOLOCAL=1, before)",
+            "ratio": result["ratio"],
+            "target": "-",
+            "verdict": "-",
+            "load": None,
+        }
+    ]

@@ -1,13 +1,12 @@
-"""Kernel overhead: `lute-kernel run Test` vs a bare `python -c` running the same Task code.
+"""P1: `lute-kernel run Test` (local runtime, ``sleep_secs: 0``) vs a bare `python -c` running the same Task code.
 
-Both sides are timed as whole subprocesses (time.perf_counter around subprocess.run), interleaved
-(a, b, a, b, …) so that machine noise hits both alike, after one untimed warm-up each. The Test
-Task runs with ``sleep_secs: 0``, so what remains is the price of the kernel: its imports, config
-substitution and validation, the worker process, the socket round trip and the DB row.
-
-Then it breaks the kernel's time down: interpreter start, host imports, prepare (discovery +
-config + validation + plan), spawn -> first message from the Task, Task run -> exit, DB record,
-and the slowest imports on the host and in the worker (``python -X importtime``).
+Both sides are whole subprocesses, interleaved after a warm-up each (``common.interleaved``). The
+baseline imports the Task as the worker does (``import_task``) and calls ``Test.run_standalone``
+with the same parameters: what remains is the price of the kernel — its imports, config and
+validation, the worker, the socket round trip, the DB row. Then where the kernel's time went:
+``lute-kernel run Test --profile`` (the kernel's own breakdown, medians of several runs; what it
+cannot see — the interpreter's exit after recording — is the wall time minus its total), and the
+slowest imports of the host's ``run``, of ``--help`` and of a worker (``python -X importtime``).
 
     python bench/overhead.py [--runs 15]
 """
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import statistics
 import subprocess
 import sys
@@ -25,170 +24,65 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-TASKS = REPO / "tasks"
-TARGET_RATIO = 1.5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HEADER: Dict[str, Any] = {
-    "title": "overhead benchmark",
-    "experiment": "xpptut15",
-    "run": 14,
-    "date": "2026/11/22",
-    "lute_version": 0.1,
-    "task_timeout": 60,
-}
-TEST_PARAMS: Dict[str, Any] = {
-    "float_var": 0.01,
-    "str_var": "test",
-    "compound_var": {"int_var": 10, "dict_var": {"a": "b"}},
-    "throw_error": False,
-    "sleep_secs": 0,
-}
+from common import (
+    HEADER,
+    REPO,
+    TASKS,
+    TEST_PARAMS,
+    bench_env,
+    interleaved,
+    lute_kernel_cmd,
+    ms,
+    side_by_side,
+    standalone_code,
+    write_config,
+)
 
-
-def lute_kernel_cmd() -> List[str]:
-    """The console script of this environment (the one users call)."""
-    script = Path(sys.executable).parent / "lute-kernel"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lute_kernel.cli"]
+TARGET_RATIO = 1.3
+TARGET_ADDED_MS = 60.0
+_PROFILE_LINE = re.compile(r"^\s{2}(\S.*?)\s+([0-9.]+) ms$")
+_PROFILE_TOTAL = re.compile(r"lute-kernel profile: ([0-9.]+) ms in all")
 
 
-def bench_env() -> Dict[str, str]:
-    """The caller's environment without variables that change what the kernel loads."""
-    env = dict(os.environ)
-    for name in ("LUTE_TASKS_PATH", "LUTE_SITE", "LUTE_SITES_DIR", "PYTHONPROFILEIMPORTTIME"):
-        env.pop(name, None)
-    return env
-
-
-def write_config(work_dir: Path, sections: Dict[str, Any]) -> Path:
-    """Write an upstream-format config (header doc + Task doc) into ``work_dir``."""
-    header = {**HEADER, "work_dir": str(work_dir)}
-    path = work_dir / "config.yaml"
-    path.write_text(
-        "%YAML 1.3\n---\n" + json.dumps(header) + "\n...\n---\n" + json.dumps(sections) + "\n...\n"
-    )  # JSON is YAML
-    return path
-
-
-def timed(argv: Sequence[str], env: Dict[str, str]) -> float:
-    """Run ``argv`` to the end; return its wall time in seconds; fail loudly if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, cwd=REPO)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({proc.returncode}): {argv}\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
-
-
-def stats(samples: List[float]) -> Dict[str, float]:
-    """Median, min and max in seconds."""
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
-
-
-def bare_argv(work_dir: Path) -> List[str]:
-    """`python -c` that imports and runs the same Task code with the same parameters, no kernel."""
+def commands(config: Path, work_dir: Path) -> Dict[str, List[str]]:
+    """The kernel's command and its baseline."""
     params = {"lute_config": {**HEADER, "work_dir": str(work_dir)}, **TEST_PARAMS}
-    code = (
-        "from lute_kernel.registry import import_task; "
-        f"cls = import_task({str(TASKS)!r}, 'test', 'Test'); "
-        f"result = cls.run_standalone({params!r}); "
-        "assert result.task_status == 'COMPLETED', result"
-    )
-    return [sys.executable, "-c", code]
-
-
-def compare(runs: int, work_dir: Path) -> Dict[str, Any]:
-    """Interleaved runs of (a) the kernel and (b) the bare Task; medians and their ratio."""
-    env = bench_env()
-    config = write_config(work_dir, {"Test": TEST_PARAMS})
-    kernel = [*lute_kernel_cmd(), "run", "Test", "-c", str(config)]
-    bare = bare_argv(work_dir)
-    timed(kernel, env), timed(bare, env)  # warm-up: page cache, .pyc files
-    kernel_s: List[float] = []
-    bare_s: List[float] = []
-    for _ in range(runs):
-        kernel_s.append(timed(kernel, env))
-        bare_s.append(timed(bare, env))
-    a, b = stats(kernel_s), stats(bare_s)
     return {
-        "runs": runs,
-        "kernel_cmd": " ".join(kernel),
-        "bare_cmd": "python -c 'from lute_kernel.registry import import_task; … cls.run_standalone({…})'",
-        "kernel": a,
-        "bare": b,
-        "ratio": a["median_s"] / b["median_s"],
-        "ratio_of_mins": a["min_s"] / b["min_s"],
-        "added_ms": (a["median_s"] - b["median_s"]) * 1000,
-        "target_ratio": TARGET_RATIO,
+        "kernel": [*lute_kernel_cmd(), "run", "Test", "-c", str(config)],
+        "bare": [sys.executable, "-c", standalone_code("test", "Test"), json.dumps(params)],
     }
 
 
-# --- Where the kernel's time goes --------------------------------------------------------------
-
-PHASES_SCRIPT = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from lute_kernel.api import prepare, run_prepared
-import lute_kernel.cli.app
-t1 = time.perf_counter()
-prepared = prepare("Test", sys.argv[1])
-t2 = time.perf_counter()
-marks = {}
-def on_event(event):
-    marks.setdefault(event.kind, time.perf_counter())
-outcome = run_prepared(prepared, on_event=on_event)
-t3 = time.perf_counter()
-assert outcome.ok, outcome
-first = min(v for k, v in marks.items() if k != "status")
-print(json.dumps({
-    "host_imports_ms": (t1 - t0) * 1e3,
-    "prepare_ms": (t2 - t1) * 1e3,
-    "spawn_to_first_task_message_ms": (first - t2) * 1e3,  # run dir, socket, worker start, hello, params
-    "task_run_to_exit_ms": (marks["status"] - first) * 1e3,
-    "record_db_ms": (t3 - marks["status"]) * 1e3,
-}))
-"""
+def parse_profile(stderr: str) -> Tuple[float, Dict[str, float]]:
+    """Return (total ms, {phase: ms}) from the ``--profile`` lines of a run's stderr."""
+    total, phases = 0.0, {}
+    seen = False
+    for line in stderr.splitlines():
+        found = _PROFILE_TOTAL.search(line)
+        if found:
+            total, seen = float(found.group(1)), True
+            continue
+        match = _PROFILE_LINE.match(line) if seen else None
+        if match:
+            phases[match.group(1)] = float(match.group(2))
+    return total, phases
 
 
-TEARDOWN_SCRIPT = r"""
-import os, sys, time
-sys.argv = ["lute-kernel", "run", "Test", "-c", sys.argv[1]]
-from lute_kernel.cli import main
-try:
-    main()
-finally:
-    os.write(2, f"MAIN_DONE {time.time()!r}\n".encode())
-"""
-
-
-def teardown_ms(config: Path, env: Dict[str, str]) -> float:
-    """Wall time from the end of the CLI's main() to the process being gone (interpreter teardown)."""
-    proc = subprocess.run([sys.executable, "-c", TEARDOWN_SCRIPT, str(config)], capture_output=True, text=True, env=env)
-    gone = time.time()
-    done = float(next(line for line in proc.stderr.splitlines() if line.startswith("MAIN_DONE")).split()[1])
-    return (gone - done) * 1e3
-
-
-def phases(work_dir: Path, repeats: int = 5) -> Dict[str, float]:
-    """Median time of each phase of one `run`, measured inside one host process per repeat."""
-    env = bench_env()
-    config = write_config(work_dir, {"Test": TEST_PARAMS})
+def profile_breakdown(argv: Sequence[str], env: Dict[str, str], repeats: int) -> Dict[str, Any]:
+    """Medians of each ``--profile`` phase over ``repeats`` runs, and what the profile cannot see."""
     samples: Dict[str, List[float]] = {}
     for _ in range(repeats):
-        out = subprocess.run(
-            [sys.executable, "-c", PHASES_SCRIPT, str(config)], capture_output=True, text=True, env=env, check=True
-        )
-        for key, value in json.loads(out.stdout.strip().splitlines()[-1]).items():
+        start = time.perf_counter()
+        done = subprocess.run([*argv, "--profile"], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+        wall_ms = (time.perf_counter() - start) * 1000
+        total, phases = parse_profile(done.stderr)
+        phases["after recording (interpreter exit)"] = max(0.0, wall_ms - total)
+        phases["wall"] = wall_ms
+        for key, value in phases.items():
             samples.setdefault(key, []).append(value)
-    startup = [timed([sys.executable, "-c", "pass"], env) * 1e3 for _ in range(repeats)]
-    worker = [timed([sys.executable, "-c", "import lute_kernel.worker"], env) * 1e3 for _ in range(repeats)]
-    result = {"interpreter_start_ms": statistics.median(startup)}
-    result.update({k: statistics.median(v) for k, v in samples.items()})
-    # What a worker costs when it is exec'd rather than forked (the apptainer path).
-    result["interpreter_teardown_after_main_ms"] = statistics.median(teardown_ms(config, env) for _ in range(repeats))
-    # What a worker costs when it is exec'd rather than forked (the apptainer path).
-    result["exec_worker_start_and_imports_ms"] = statistics.median(worker)
-    return result
+    return {key: round(statistics.median(values), 1) for key, values in samples.items()}
 
 
 def _importtime_rows(stderr: str) -> List[Tuple[int, str, float, float]]:
@@ -208,18 +102,12 @@ def _root(module: str) -> str:
     return module if root == "lute_kernel" else root  # our own modules one by one, others by package
 
 
-def slowest_imports(argv: Sequence[str], top: int = 10) -> Dict[str, Any]:
-    """What ``python -X importtime ARGV`` spends on imports.
-
-    Returns ``by_package``: self time summed per top-level package (our modules one by one), and
-    ``entry_points``: for each package, its outermost import, who triggered it, and its cumulative
-    time (``-X importtime`` prints children before their parent, so a row's importer is the next
-    row one level up).
-    """
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, env=bench_env(), cwd=REPO
+def slowest_imports(argv: Sequence[str], env: Dict[str, str], top: int = 8) -> Dict[str, Any]:
+    """What ``python -X importtime ARGV`` spends on imports: self time per package, heaviest entry points."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, env=env, cwd=REPO
     )
-    rows = _importtime_rows(proc.stderr)
+    rows = _importtime_rows(done.stderr)
     by_package: Dict[str, float] = {}
     for _depth, name, self_ms, _cumulative in rows:
         by_package[_root(name)] = by_package.get(_root(name), 0.0) + self_ms
@@ -237,76 +125,88 @@ def slowest_imports(argv: Sequence[str], top: int = 10) -> Dict[str, Any]:
     }
 
 
-def breakdown(work_dir: Path) -> Dict[str, Any]:
-    """Phases of one run, and the slowest imports of the host (`run`) and of the worker."""
-    config = write_config(work_dir, {"Test": TEST_PARAMS})
-    worker_code = (
-        "import lute_kernel.worker; from lute_kernel.registry import import_task; "
-        f"import_task({str(TASKS)!r}, 'test', 'Test')"
-    )
-    return {
-        "phases": phases(work_dir),
-        "host_imports_run": slowest_imports(["-m", "lute_kernel.cli", "run", "Test", "-c", str(config)]),
-        "host_imports_help": slowest_imports(["-m", "lute_kernel.cli", "--help"]),
-        "worker_imports": slowest_imports(["-c", worker_code]),
-    }
-
-
-def report(result: Dict[str, Any]) -> None:
-    """Print the comparison and the breakdown for people."""
-    a, b = result["kernel"], result["bare"]
-    print(f"overhead: {result['runs']} interleaved runs each")
-    print(f"  (a) {result['kernel_cmd']}")
-    print(f"  (b) {result['bare_cmd']}")
-    for label, s in (("(a) kernel", a), ("(b) bare  ", b)):
-        ms = {k: v * 1e3 for k, v in s.items()}
-        print(f"  {label}  median {ms['median_s']:7.1f} ms   min {ms['min_s']:7.1f}   max {ms['max_s']:7.1f}")
-    verdict = "meets" if result["ratio"] <= TARGET_RATIO else "MISSES"
-    print(f"  ratio a/b = {result['ratio']:.2f}x ({verdict} the {TARGET_RATIO}x target)", end="")
-    print(f"; the kernel adds {result['added_ms']:.0f} ms (ratio of the minima: {result['ratio_of_mins']:.2f}x)")
-    details = result.get("breakdown")
-    if not details:
-        return
-    print("  where the kernel's time goes (medians, ms):")
-    for key, value in details["phases"].items():
-        print(f"    {key:<40} {value:8.1f}")
-    for title, key in (
-        ("`lute-kernel run Test`, host process", "host_imports_run"),
-        ("`lute-kernel --help`", "host_imports_help"),
-        ("an exec'd worker (worker + Test Task)", "worker_imports"),
-    ):
-        imports = details[key]
-        print(f"  imports of {title}: {imports['total_ms']:.0f} ms in all")
-        print(
-            "    by package (self ms):  "
-            + ", ".join(f"{r['package']} {r['self_ms']:.0f}" for r in imports["by_package"])
-        )
-        print("    heaviest entries (cumulative ms, imported by):")
-        for entry in imports["entry_points"][:6]:
-            print(f"      {entry['module']:<28} {entry['cumulative_ms']:6.1f}  <- {entry['imported_by']}")
-
-
-def run(runs: int = 15, with_breakdown: bool = True) -> Dict[str, Any]:
-    """Run the benchmark; return the results (see `report`)."""
-    with tempfile.TemporaryDirectory(prefix="lute-bench-") as tmp:
+def run(runs: int = 15, profile_runs: int = 5, importtime: bool = True) -> Dict[str, Any]:
+    """Measure P1; return the numbers (see ``report``)."""
+    env = bench_env()
+    with tempfile.TemporaryDirectory(prefix="lute-bench-p1-") as tmp:
         work_dir = Path(tmp)
-        result = compare(runs, work_dir)
-        if with_breakdown:
-            result["breakdown"] = breakdown(work_dir)
+        config = write_config(work_dir, {"Test": TEST_PARAMS})
+        argv = commands(config, work_dir)
+        result: Dict[str, Any] = interleaved(argv, runs, env)
+        result.update(side_by_side(result["kernel"], result["bare"]))
+        result["commands"] = {"kernel": " ".join(argv["kernel"]), "bare": "python -c <import_task + run_standalone>"}
+        result["runs"] = runs
+        result["profile"] = profile_breakdown(argv["kernel"], env, profile_runs)
+        if importtime:
+            worker = (
+                "import lute_kernel.worker; from lute_kernel.registry import import_task;"
+                f" import_task({str(TASKS)!r}, 'test', 'Test')"
+            )
+            result["imports"] = {
+                "run": slowest_imports(["-m", "lute_kernel.cli", "run", "Test", "-c", str(config)], env),
+                "help": slowest_imports(["-m", "lute_kernel.cli", "--help"], env),
+                "worker": slowest_imports(["-c", worker], env),
+            }
+    result["target_ratio"], result["target_added_ms"] = TARGET_RATIO, TARGET_ADDED_MS
     return result
 
 
+def meets(result: Dict[str, Any]) -> bool:
+    """P1's verdict: both the ratio and the milliseconds added."""
+    return bool(result["ratio"] <= TARGET_RATIO and result["added_ms"] <= TARGET_ADDED_MS)
+
+
+def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """P1's row of the table."""
+    return [
+        {
+            "id": "P1",
+            "measure": "`run Test`, local runtime (sleeps off)",
+            "kernel": ms(result["kernel"]["median"]),
+            "baseline": ms(result["bare"]["median"]) + " (python -c, same Task code)",
+            "ratio": result["ratio"],
+            "target": f"<= {TARGET_RATIO}x, <= {TARGET_ADDED_MS:.0f} ms added (+{result['added_ms']:.0f} ms)",
+            "verdict": "meets" if meets(result) else "MISSES",
+            "load": result["load"],
+        }
+    ]
+
+
+def report(result: Dict[str, Any]) -> None:
+    """Print the comparison and where the kernel's time went."""
+    a, b = result["kernel"], result["bare"]
+    print(f"P1 overhead: {result['runs']} interleaved runs each (load {result['load'][0]} -> {result['load'][1]})")
+    print(f"  kernel  median {ms(a['median'])}  min {ms(a['min'])}  $ {result['commands']['kernel']}")
+    print(f"  bare    median {ms(b['median'])}  min {ms(b['min'])}  $ {result['commands']['bare']}")
+    print(
+        f"  ratio {result['ratio']:.2f}x, +{result['added_ms']:.0f} ms"
+        f" (ratio of minima {result['ratio_of_minima']:.2f}x)"
+    )
+    print("  `lute-kernel run Test --profile` (medians, ms):")
+    for key, value in result["profile"].items():
+        print(f"    {key:<42} {value:8.1f}")
+    for title, key in (("run Test (host)", "run"), ("--help", "help"), ("an exec'd worker + Test", "worker")):
+        imports = result.get("imports", {}).get(key)
+        if not imports:
+            continue
+        print(f"  imports of {title}: {imports['total_ms']:.0f} ms; by package (self ms): ", end="")
+        print(", ".join(f"{r['package']} {r['self_ms']:.0f}" for r in imports["by_package"]))
+        print(
+            "    heaviest: "
+            + ", ".join(
+                f"{e['module']} {e['cumulative_ms']:.0f} (<- {e['imported_by']})" for e in imports["entry_points"][:5]
+            )
+        )
+
+
 def main(argv: Sequence[str] = ()) -> int:
-    """Command line: run, print, optionally write JSON."""
+    """Command line: run and print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="timed runs of each side (>= 10)")
-    parser.add_argument("--no-breakdown", action="store_true", help="skip the phase and import breakdown")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(list(argv) or None)
-    result = run(max(args.runs, 10), not args.no_breakdown)
+    parser.add_argument("--runs", type=int, default=15, help="timed runs of each side")
+    args = parser.parse_args(list(argv))
+    result = run(max(args.runs, 3))
     report(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps(rows(result)))
     return 0
 
 
