@@ -49,9 +49,9 @@ def main() -> NoReturn:
 
 
 def _run_app() -> int:
-    from lute_kernel.cli.lean import lean_run
+    from lute_kernel.cli.lean import lean_command
 
-    lean = lean_run(sys.argv[1:])  # a plain `run`: no typer, rich or click before the Task starts
+    lean = lean_command(sys.argv[1:])  # a plain `run` or `tasks`: no typer or click (nor rich before a Task)
     if lean is not None:
         return lean
     from lute_kernel.cli.app import app

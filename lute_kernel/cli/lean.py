@@ -1,10 +1,12 @@
-"""The lean path of ``lute-kernel run``: the same command without importing typer, rich or click first.
+"""The lean paths of ``lute-kernel run`` and ``tasks``: the same commands without importing typer or click first.
 
 Owns recognising a plain ``run`` command line (a Task, ``-c/--config`` and the run options, no help
 or completion request) and parsing it with argparse, so a run pays ~0.1 s less before its Task may
 start. Anything else — ``--help``, a usage error, an option it does not know — returns None and the
 typer app handles the command as always, so errors and help read exactly as they do there.
-Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`.
+Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`. A plain ``tasks`` listing
+(``--site``, ``--[no-]show-failures``) goes straight to :func:`lute_kernel.cli.task_list.print_task_list`,
+as the typer command does.
 """
 
 from __future__ import annotations
@@ -68,4 +70,42 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
     )
 
 
-__all__: List[str] = ["lean_run", "parse_run"]
+def parse_tasks(argv: Sequence[str]) -> Optional[argparse.Namespace]:
+    """Return the options of a plain ``tasks`` listing (``--site``, ``--[no-]show-failures``), or None."""
+    if not argv or argv[0] != "tasks" or any(a.startswith(_PASS_TO_TYPER) for a in argv[1:]):
+        return None
+    parser = _Parser(prog="lute-kernel tasks", add_help=False, allow_abbrev=False)
+    parser.add_argument("--site")
+    parser.add_argument("--show-failures", dest="show_failures", action="store_true", default=True)
+    parser.add_argument("--no-show-failures", dest="show_failures", action="store_false")
+    try:
+        return parser.parse_args(list(argv[1:]))  # a subcommand (``show``) is an unknown argument: typer's
+    except (_Unusual, ValueError):
+        return None
+
+
+def lean_tasks(argv: Sequence[str]) -> Optional[int]:
+    """List the Tasks for a plain ``tasks`` command line and return 0; None when typer must handle it.
+
+    A kernel error (say, an unknown ``--site``) also returns None: typer's command reports it as always.
+    """
+    options = parse_tasks(argv)
+    if options is None:
+        return None
+    from lute_kernel.cli.task_list import print_task_list
+    from lute_kernel.errors import LuteError
+
+    try:
+        print_task_list(options.site, options.show_failures)
+    except LuteError:
+        return None
+    return 0
+
+
+def lean_command(argv: Sequence[str]) -> Optional[int]:
+    """Run ``argv`` on a lean path when it is a plain ``run`` or ``tasks``; None: typer handles it."""
+    code = lean_run(argv)
+    return code if code is not None else lean_tasks(argv)
+
+
+__all__: List[str] = ["lean_command", "lean_run", "lean_tasks", "parse_run", "parse_tasks"]

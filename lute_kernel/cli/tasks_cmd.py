@@ -9,7 +9,6 @@ default comes from the DB —, description and flag; image, MPI and GPU needs), 
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,34 +34,10 @@ def list_tasks(
     """List the registered Tasks by image: name, kind, aliases, needs, one-line description."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from lute_kernel.cli.task_list import print_task_list
 
-    from lute_kernel.cli.task_table import image_notes, task_rows
-    from lute_kernel.images.paths import default_recipes_dir
-    from lute_kernel.images.recipes import recipe_names
-    from lute_kernel.sites import load_site
-    from lute_kernel.task_lookup import task_catalogue
-
-    facts, failures = task_catalogue()  # cached per module: only edited modules are imported
     with reported_errors():
-        recipes = default_recipes_dir(load_site(site))
-    known = tuple(recipe_names(recipes)) if recipes.is_dir() else None
-    table = Table("Task", "image", "MPI", "GPU", "kind", "aliases", "description")
-    rows = task_rows(facts, image_notes(recipes if known is not None else None), known)
-    for index, row in enumerate(rows):
-        table.add_row(row.name, row.image, row.mpi, row.gpus, row.kind, row.aliases, Text(row.description))
-        if index + 1 < len(rows) and rows[index + 1].image != row.image:
-            table.add_section()  # one section per image
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    console.print(table)
-    images = sorted({f.image for f in facts})
-    counts = ", ".join(f"{image} {sum(f.image == image for f in facts)}" for image in images)
-    console.print(f"{len(facts)} Tasks in {len(images)} images ({counts})", highlight=False)
-    if show_failures and failures:
-        for failure in failures:
-            console.print(f"[red]failed to load[/red] {failure.source}: {failure.error}", highlight=False)
+        print_task_list(site, show_failures)
 
 
 @tasks_app.command("show")

@@ -113,7 +113,7 @@ class Admission:
                 self.tally.add(WORKERS, f"rank {bound}'s connection sent a message as rank {message.rank}")
                 return None
             return message
-        if message.kind != "hello":
+        if message.kind != "hello":  # a batch too: its messages belong to a rank that said hello
             self.tally.add(WORKERS, f"a {message.kind} message before hello")
             return None
         if message.rank in self.ranks:

@@ -21,16 +21,30 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 from lute_kernel.errors import MessageTooLarge, ProtocolError
 from lute_kernel.ipc.bounded_json import INT_LIMIT, MAX_DEPTH, load_header
 from lute_kernel.ipc.schema import (
+    BATCHABLE,
     KINDS,
+    MAX_BATCH,
     MAX_BUFFERS,
     PROTOCOL_VERSION,
     brief,
     buffer_nbytes,
+    check_batch,
     check_buffer_sizes,
     check_header,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "KINDS", "MAX_BUFFERS", "PROTOCOL_VERSION", "Message", "decode", "encode"]
+__all__ = [
+    "BATCH",
+    "BATCHABLE",
+    "DEFAULT_MAX_BYTES",
+    "KINDS",
+    "MAX_BATCH",
+    "MAX_BUFFERS",
+    "PROTOCOL_VERSION",
+    "Message",
+    "decode",
+    "encode",
+]
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Default cap on one message (header plus buffers): 1 GiB."""
@@ -38,6 +52,8 @@ MAX_HEADER_BYTES = 64 << 20
 """Cap on the JSON header frame (64 MiB, or the message cap if smaller): arrays go as raw frames."""
 
 Frame = Union[bytes, memoryview]
+BATCH = "batch"
+"""The kind of a message that carries several ``log``/``progress`` messages of one rank (no arrays)."""
 
 
 @dataclass
@@ -49,6 +65,8 @@ class Message:
     rank: int = 0
     nbytes: int = 0
     arrays: List[Any] = field(default_factory=list)
+    items: List[Message] = field(default_factory=list)
+    """A ``batch`` message's messages, in the order they were sent (checked like single ones)."""
 
 
 def header_limit(max_bytes: int) -> int:
@@ -143,6 +161,48 @@ def encode(kind: str, body: Dict[str, Any], *, rank: int = 0, max_bytes: int = D
     return [head, *(b[1] for b in buffers)]
 
 
+def _flat_and_plain(body: Dict[str, Any]) -> bool:
+    """True for a body of string keys and JSON-ready scalars (a log record): nothing to extract."""
+    for key, value in body.items():
+        kind = type(value)
+        if type(key) is not str:
+            return False
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is float and math.isfinite(value):
+            continue
+        if kind is int and -INT_LIMIT <= value < INT_LIMIT:
+            continue
+        return False
+    return True
+
+
+def batch_body(body: Dict[str, Any]) -> Any:
+    """Return ``body`` as it travels inside a batch, or None when it must go alone (arrays, deep nesting).
+
+    Inside a batch a body sits two levels deeper than in a message of its own (``messages`` list,
+    item object), so the nesting limit is checked at that depth.
+    """
+    if _flat_and_plain(body):
+        return dict(body)  # a copy: the Task may change its dict before the flusher sends it
+    buffers: List[Tuple[Dict[str, Any], memoryview]] = []
+    try:
+        clean = _extract(body, buffers, 4)
+    except ProtocolError:
+        return None
+    return None if buffers else clean
+
+
+def encode_batch(items: Sequence[Tuple[str, Any]], *, rank: int = 0) -> bytes:
+    """Return the header frame of a ``batch`` of (kind, body from :func:`batch_body`) pairs.
+
+    The caller keeps each batch within MAX_BATCH messages and the header limit.
+    """
+    messages = [{"kind": kind, "body": body} for kind, body in items]
+    header = {"v": PROTOCOL_VERSION, "kind": BATCH, "rank": rank, "body": {"messages": messages}, "buffers": []}
+    return json.dumps(header, default=_json_default, allow_nan=False).encode()
+
+
 def _restore(value: Any, arrays: List[Any]) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and "__ndarray__" in value:
@@ -176,6 +236,8 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
     header = load_header(head, max_header_bytes=limit)
     kind, rank, body, specs = check_header(header, len(views) - 1)
     arrays: List[Any] = []
+    if specs and kind == BATCH:
+        raise ProtocolError("batch message: carries buffers; a batch holds messages without arrays")
     if specs:
         import numpy as np
 
@@ -188,4 +250,7 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
         isinstance(head, bytes) and b"__ndarray__" in head
     ):  # the walk costs as much as the parse: only when needed
         body = _restore(body, arrays)
+    if kind == BATCH:
+        items = [Message(kind=k, body=b, rank=rank) for k, b in check_batch(body)]
+        return Message(kind=kind, body={}, rank=rank, nbytes=total, items=items)
     return Message(kind=kind, body=body, rank=rank, nbytes=total, arrays=arrays)

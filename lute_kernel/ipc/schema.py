@@ -14,7 +14,11 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 from lute_kernel.errors import ProtocolError
 
 PROTOCOL_VERSION = 2
-KINDS = frozenset({"hello", "params", "log", "progress", "result", "error", "bye"})
+KINDS = frozenset({"hello", "params", "log", "progress", "result", "error", "bye", "batch"})
+BATCHABLE = frozenset({"log", "progress"})
+"""Kinds a worker may send several of in one ``batch`` message (they carry no arrays there)."""
+MAX_BATCH = 512
+"""Most messages one ``batch`` holds."""
 HEADER_KEYS = frozenset({"v", "kind", "rank", "body", "buffers"})
 RANK_LIMIT = 1 << 31
 MAX_BUFFERS = 1024
@@ -55,6 +59,7 @@ BODY_FIELDS: Mapping[str, Mapping[str, Tuple[str, bool]]] = {
     },
     "error": {"type": (_STR, True), "message": (_STR, True), "traceback": (_STR + _OPTIONAL, False)},
     "bye": {"exit_code": (_INT, True)},
+    "batch": {},
 }
 
 
@@ -129,6 +134,25 @@ def check_body(kind: str, body: Mapping[str, Any]) -> None:
             continue
         if not valid(body[name]):
             raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(body[name])}")
+
+
+def check_batch(body: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    """Check a ``batch`` body (``{"messages": [{"kind": …, "body": …}, …]}``); return its (kind, body) pairs."""
+    items = body.get("messages")
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
+        raise ProtocolError(f"batch message: 'messages' must be a list of 1 to {MAX_BATCH} messages")
+    checked: List[Tuple[str, Dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.keys() != {"kind", "body"}:
+            raise ProtocolError(f"batch message {index}: must be an object with exactly 'kind' and 'body'")
+        kind, inner = item["kind"], item["body"]
+        if not isinstance(kind, str) or kind not in BATCHABLE:
+            raise ProtocolError(f"batch message {index}: kind {brief(kind)} cannot travel in a batch")
+        if not isinstance(inner, dict):
+            raise ProtocolError(f"batch message {index}: body is {_kind_of(inner)}, not an object")
+        check_body(kind, inner)
+        checked.append((kind, inner))
+    return checked
 
 
 def check_buffer_spec(spec: Any, where: str) -> None:

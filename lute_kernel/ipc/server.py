@@ -143,9 +143,9 @@ class IpcServer:
     def receive_ready(self, limit: int = BATCH) -> List[Tuple[bytes, Message]]:
         """Return the run's messages among up to ``limit`` waiting frame sets (non-blocking).
 
-        Bounded by frame sets read, not messages kept, so that a Task flooding the socket, or a
-        stranger, cannot keep the executor from its deadline, cancellation and pipes: the caller
-        polls again for the rest. Everything not from a bound rank is dropped and tallied.
+        A ``batch`` frame set yields each of its messages. Bounded by frame sets read, not messages
+        kept, so that a Task flooding the socket, or a stranger, cannot keep the executor from its
+        deadline, cancellation and pipes: the caller polls again for the rest. Everything not from a bound rank is dropped and tallied.
         """
         received: List[Tuple[bytes, Message]] = []
         for _ in range(limit):
@@ -166,7 +166,11 @@ class IpcServer:
                 continue
             if len(self.admission.peers) > known:  # a new rank said hello: bind its connection
                 self.ledger.bind(_source_fd(frames[1]))
-            received.append((bytes(frames[0].buffer), message))
+            identity = bytes(frames[0].buffer)
+            if message.items:  # a batch: its messages, in order, as if they had come one by one
+                received.extend((identity, item) for item in message.items)
+            else:
+                received.append((identity, message))
         return received
 
     def _answer_zap(self, frames: List[Any]) -> None:

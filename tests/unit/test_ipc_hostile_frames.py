@@ -20,7 +20,7 @@ from lute_kernel.errors import ProtocolError
 from lute_kernel.ipc.admission import MAX_FRAMES, STRANGERS, WORKERS, Admission
 from lute_kernel.ipc.bounded_json import INT_LIMIT, MAX_DEPTH, structure_depth_exceeds
 from lute_kernel.ipc.protocol import KINDS, MAX_BUFFERS, PROTOCOL_VERSION, Message, decode, encode
-from lute_kernel.ipc.schema import BODY_FIELDS, DTYPES
+from lute_kernel.ipc.schema import BATCHABLE, BODY_FIELDS, DTYPES
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,6 +48,7 @@ GOOD_BODIES: Dict[str, Dict[str, Any]] = {
     "result": {"task_status": "COMPLETED", "summary": "s", "payload": None},
     "error": {"type": "E", "message": "m"},
     "bye": {"exit_code": 0},
+    "batch": {"messages": [{"kind": "log", "body": {"level": "INFO", "message": "m"}}]},
 }
 
 
@@ -91,6 +92,13 @@ def check_invariants(message: Message, frames: List[bytes]) -> None:
     for name, (what, _) in BODY_FIELDS[message.kind].items():
         if name in message.body and what == "a string":
             assert isinstance(message.body[name], str)
+    assert (message.kind == "batch") == bool(message.items)
+    for item in message.items:  # a batch's messages hold what single ones do, and never arrays
+        assert item.kind in BATCHABLE and item.rank == message.rank and not item.arrays
+        walk(item.body, 3)
+        for name, (what, _) in BODY_FIELDS[item.kind].items():
+            if name in item.body and what == "a string":
+                assert isinstance(item.body[name], str)
 
 
 def decode_or_refuse(frames: List[bytes]) -> None:
@@ -113,6 +121,23 @@ def test_every_header_field_with_any_value(name: str, value: Any, kind: str) -> 
     raw = header(kind=kind)
     raw[name] = value
     decode_or_refuse([dumps(raw)])
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"kind": st.sampled_from([*sorted(KINDS), "", 1]), "body": json_values}),
+            st.sampled_from([dict(kind=k, body=dict(b)) for k, b in GOOD_BODIES.items()]),
+            json_values,
+        ),
+        max_size=6,
+    ),
+    st.integers(min_value=0, max_value=2),
+)
+def test_batches_of_any_messages(items: List[Any], buffers: int) -> None:
+    raw = header(kind="batch", body={"messages": items}, buffers=[{"dtype": "|u1", "shape": [1]}] * buffers)
+    decode_or_refuse([dumps(raw), *[b"x"] * buffers])
 
 
 @SETTINGS
