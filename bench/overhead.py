@@ -55,6 +55,24 @@ def commands(config: Path, work_dir: Path) -> Dict[str, List[str]]:
     }
 
 
+WARM_TASKS = 5
+"""Tasks of the warm-kernel row: one ``run Test Test …`` against one interpreter running Test as often."""
+
+
+def warm_commands(config: Path, work_dir: Path) -> Dict[str, List[str]]:
+    """``run`` of WARM_TASKS Tests in one command, and one Python running the Task as many times."""
+    params = {"lute_config": {**HEADER, "work_dir": str(work_dir)}, **TEST_PARAMS}
+    loop = (
+        standalone_code("test", "Test")
+        .replace("result = cls.run_standalone", f"for _ in range({WARM_TASKS}):\n    result = cls.run_standalone")
+        .replace("assert result", "    assert result")
+    )
+    return {
+        "kernel": [*lute_kernel_cmd(), "run", *["Test"] * WARM_TASKS, "-c", str(config)],
+        "bare": [sys.executable, "-c", loop, json.dumps(params)],
+    }
+
+
 def parse_profile(stderr: str) -> Tuple[float, Dict[str, float]]:
     """Return (total ms, {phase: ms}) from the ``--profile`` lines of a run's stderr."""
     total, phases = 0.0, {}
@@ -137,6 +155,10 @@ def run(runs: int = 15, profile_runs: int = 5, importtime: bool = True) -> Dict[
         result["commands"] = {"kernel": " ".join(argv["kernel"]), "bare": "python -c <import_task + run_standalone>"}
         result["runs"] = runs
         result["profile"] = profile_breakdown(argv["kernel"], env, profile_runs)
+        warm = warm_commands(config, work_dir)
+        result["warm"] = interleaved(warm, max(3, runs // 3), env)
+        result["warm"].update(side_by_side(result["warm"]["kernel"], result["warm"]["bare"]))
+        result["warm"]["tasks"] = WARM_TASKS
         if importtime:
             worker = (
                 "import lute_kernel.worker; from lute_kernel.registry import import_task;"
@@ -168,6 +190,27 @@ def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
             "target": f"<= {TARGET_RATIO}x, <= {TARGET_ADDED_MS:.0f} ms added (+{result['added_ms']:.0f} ms)",
             "verdict": "meets" if meets(result) else "MISSES",
             "load": result["load"],
+        },
+        *_warm_rows(result),
+    ]
+
+
+def _warm_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    warm = result.get("warm")
+    if not warm:
+        return []
+    # What one more Task adds inside one command, against a command of its own.
+    per_task = (warm["kernel"]["median"] - result["kernel"]["median"]) / (warm["tasks"] - 1) * 1000
+    return [
+        {
+            "id": "-",
+            "measure": f"`run Test` x{warm['tasks']} in one command (warm kernel)",
+            "kernel": ms(warm["kernel"]["median"]),
+            "baseline": ms(warm["bare"]["median"]) + f" (one python, Test x{warm['tasks']})",
+            "ratio": warm["ratio"],
+            "target": f"- (each further Task {per_task:.0f} ms; its own `run` {ms(result['kernel']['median'])})",
+            "verdict": "-",
+            "load": warm["load"],
         }
     ]
 
@@ -182,6 +225,12 @@ def report(result: Dict[str, Any]) -> None:
         f"  ratio {result['ratio']:.2f}x, +{result['added_ms']:.0f} ms"
         f" (ratio of minima {result['ratio_of_minima']:.2f}x)"
     )
+    warm = result.get("warm")
+    if warm:
+        print(
+            f"  warm kernel: `run Test` x{warm['tasks']} in one command {ms(warm['kernel']['median'])}"
+            f" vs one python running Test x{warm['tasks']} {ms(warm['bare']['median'])}: {warm['ratio']:.2f}x"
+        )
     print("  `lute-kernel run Test --profile` (medians, ms):")
     for key, value in result["profile"].items():
         print(f"    {key:<42} {value:8.1f}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Dict, Optional
+from typing import Annotated, Any, Dict, List, Optional
 
 import typer
 
@@ -67,9 +67,19 @@ ProfileOption = Annotated[
 ]
 
 
+TasksArgument = Annotated[
+    List[str],
+    typer.Argument(
+        help="Task name (class name, or an upstream alias such as Tester); several run one after the other,"
+        " stopping at the first that does not complete.",
+        autocompletion=complete_task,
+    ),
+]
+
+
 @app.command()
 def run(
-    task: TaskArgument,
+    task: TasksArgument,
     config: ConfigPath,
     site: SiteOption = None,
     runtime: RuntimeOption = None,
@@ -79,16 +89,24 @@ def run(
     force: ForceOption = False,
     profile: ProfileOption = False,
 ) -> None:
-    """Validate TASK's section of the config, run it, show its log and progress, and record it in the DB."""
-    _run_and_report(
-        task,
-        config,
-        skip_done=skip_done and not force,
-        profile=profile,
-        site=site,
-        runtime=runtime,
-        launcher=launcher,
-        ranks=ranks,
+    """Validate TASK's section of the config, run it, show its log and progress, and record it in the DB.
+
+    Several Tasks (``run TestWriteOutput TestReadOutput -c cfg.yaml``) run one after the other in one
+    process, each prepared after the one before it is recorded; the first that fails stops the rest.
+    """
+    from lute_kernel.cli.run_cmd import run_all_and_report
+
+    raise typer.Exit(
+        run_all_and_report(
+            task,
+            config,
+            skip_done=skip_done and not force,
+            profile=profile,
+            site=site,
+            runtime=runtime,
+            launcher=launcher,
+            ranks=ranks,
+        )
     )
 
 

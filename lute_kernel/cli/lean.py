@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> _Parser:
     parser = _Parser(prog="lute-kernel run", add_help=False, allow_abbrev=False)
-    parser.add_argument("task")
+    parser.add_argument("tasks", nargs="+")
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--site")
     parser.add_argument("--runtime")
@@ -56,10 +56,10 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
     options = parse_run(argv)
     if options is None:
         return None
-    from lute_kernel.cli.run_cmd import run_and_report
+    from lute_kernel.cli.run_cmd import run_all_and_report
 
-    return run_and_report(
-        options.task,
+    return run_all_and_report(
+        options.tasks,
         Path(options.config),
         skip_done=options.skip_done and not options.force,
         profile=options.profile,

@@ -4,7 +4,8 @@ Owns the run path of the command line: signal forwarding from before anything sl
 skip-if-done check, the live display, the status line, and the exit code (0 completed or already
 done, 1 the Task did not complete or was not recorded, 2 bad input). Both the typer command and the
 lean entry (``lute_kernel.cli.lean``, which imports neither typer nor rich before the Task starts)
-call :func:`run_and_report`, so they print the same lines and return the same codes.
+call :func:`run_all_and_report` (one Task or several in a row), so they print the same lines and
+return the same codes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 from lute_kernel.cli.messages import print_error
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED, InputError, LuteError
@@ -33,6 +34,23 @@ def _report_done(row: Dict[str, Any], task: str, db_file: Path) -> None:
 def _error_code(err: LuteError) -> int:
     print_error(str(err))
     return EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_TASK_FAILED
+
+
+def run_all_and_report(tasks: Sequence[str], config: Path, **options: Any) -> int:
+    """Run several Tasks one after the other in this process (imports paid once); stop at the first that fails.
+
+    Each is prepared only once the one before it has been recorded, so DB-derived defaults see its
+    row, as separate ``run`` commands would. Returns the exit code of the last Task run.
+    """
+    code = EXIT_OK
+    for index, task in enumerate(tasks):
+        code = run_and_report(task, config, **options)
+        if code != EXIT_OK:
+            if index + 1 < len(tasks):
+                skipped = ", ".join(tasks[index + 1 :])
+                print_error(f"stopped after {task} (exit {code}); not run: {skipped}")
+            break
+    return code
 
 
 def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile: bool = False, **options: Any) -> int:

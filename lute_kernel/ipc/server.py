@@ -145,7 +145,8 @@ class IpcServer:
 
         A ``batch`` frame set yields each of its messages. Bounded by frame sets read, not messages
         kept, so that a Task flooding the socket, or a stranger, cannot keep the executor from its
-        deadline, cancellation and pipes: the caller polls again for the rest. Everything not from a bound rank is dropped and tallied.
+        deadline, cancellation and pipes: the caller polls again for the rest. Everything not from a
+        bound rank is dropped and tallied.
         """
         received: List[Tuple[bytes, Message]] = []
         for _ in range(limit):
