@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -198,7 +199,10 @@ class FlowRuntime:
         self.attempts: Dict[int, int] = {}
         self.warnings: List[str] = []
         self._lock = threading.Lock()
-        self._requests = self._make_requests(Path(prepared.plan.work_dir) / FLOWS_DIR / run_folder)
+        self.folder = Path(prepared.plan.work_dir) / FLOWS_DIR / run_folder
+        """This flow run's folder: its sweep runs' configs and, at the end, its record (``flow.json``)."""
+        self.started = datetime.now(timezone.utc)
+        self._requests = self._make_requests(self.folder)
 
     def _make_requests(self, folder: Path) -> Dict[int, NodeRequest]:
         plan = self.prepared.plan

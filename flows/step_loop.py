@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import signal
 import threading
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from prefect.artifacts import create_table_artifact
@@ -23,6 +24,7 @@ from prefect.states import Cancelled, Completed, Failed
 from flows.rules import NodeState
 from flows.runtime import FlowEvent, FlowRuntime, PreparedFlow
 from flows.scheduler import Change, Scheduler
+from lute_kernel.flow_record import write_flow_record
 
 _CANCEL = -1  # queue marker: the flow run was cancelled through the API
 
@@ -75,6 +77,7 @@ def run_steps(
     _artifact(rows, prepared)
     failed = [row["step"] for row in rows if row["state"] in ("FAILED", "TIMEDOUT", "CANCELLED")]
     summary = {"status": "CANCELLED" if cancelled_by else ("FAILED" if failed else "COMPLETED"), "steps": rows}
+    _record(prepared, runtime, rows, str(summary["status"]), logger)
     if cancelled_by:
         return Cancelled(message=cancelled_by, data=summary)
     if failed:
@@ -217,6 +220,38 @@ def _table(prepared: PreparedFlow, scheduler: Scheduler, runtime: FlowRuntime) -
             }
         )
     return rows
+
+
+def _record(prepared: PreparedFlow, runtime: FlowRuntime, rows: List[Dict[str, Any]], status: str, logger: Any) -> None:
+    """Leave the flow run's record in its work_dir (``lute_kernel.flow_record``): the report draws its DAG."""
+    steps = prepared.plan.graph.steps
+    record = {
+        "name": prepared.plan.graph.dag.path.name,
+        "dag": str(prepared.plan.graph.dag.path),
+        "backend": prepared.backend,
+        "started": runtime.started.isoformat(timespec="seconds"),
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": status,
+        "steps": [
+            {
+                "id": step.id,
+                "label": row["step"],
+                "task": row["task"],
+                "state": row["state"],
+                "upstream": list(step.upstream),
+                "rule": step.rule.value,
+                "row": row["row"],
+                "seconds": row["seconds"],
+                "attempts": row["attempts"],
+                "reason": row["reason"],
+            }
+            for step, row in zip(steps, rows)
+        ],
+    }
+    try:
+        write_flow_record(runtime.folder, record)
+    except OSError as exc:  # the runs are in lute.db whatever happens here; only the report's DAG is lost
+        logger.warning("could not write the flow's record in %s: %s", runtime.folder, exc)
 
 
 def _artifact(rows: List[Dict[str, Any]], prepared: PreparedFlow) -> None:

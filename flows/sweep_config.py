@@ -19,8 +19,9 @@ import yaml
 
 from lute_kernel.config import HEADER, LoadedConfig
 from lute_kernel.config.yaml_lines import parse_documents
+from lute_kernel.flow_record import FLOWS_DIR
 
-FLOWS_DIR = Path(".lute") / "flows"
+__all__ = ["FLOWS_DIR", "derived_config_text", "with_values", "write_derived_config"]
 
 
 def with_values(config: LoadedConfig, section: str, values: Mapping[str, Any], env: Mapping[str, str]) -> LoadedConfig:

@@ -28,19 +28,20 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Set, Tuple
 
 from lute_kernel.errors import InputError, UnknownTaskError
 from lute_kernel.import_guard import guarded, import_timeout
-from lute_kernel.task import Task, TaskSpec, ThirdPartyTask
 from lute_kernel.task_index import cached_entry_points
+
+if TYPE_CHECKING:  # imported when a module is registered: a warm `tasks` listing never needs pydantic
+    from lute_kernel.task import Task, TaskSpec
 
 ENTRY_POINT_GROUP = "lute_kernel.tasks"
 BUILTIN_TASK_PACKAGE = "lute_kernel_tasks"
 """The kernel's own Tasks (the repository's ``tasks/`` folder): an entry point of the group, and
 looked up by name as well, so a checkout on PYTHONPATH or an install with stale metadata finds them."""
 TASKS_PACKAGE = "lute_tasks"
-_BASES = (Task, ThirdPartyTask)
 
 
 class AmbiguousTaskError(InputError):
@@ -188,6 +189,8 @@ def import_tasks_module(tasks_dir: Optional[str], module: str) -> ModuleType:
 
 def import_task(tasks_dir: Optional[str], module: str, class_name: str) -> type[Task]:
     """Import one Task class (what the worker does with the names the host sends it)."""
+    from lute_kernel.task import Task
+
     cls = getattr(import_tasks_module(tasks_dir, module), class_name)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TypeError(f"{module}.{class_name} is not a Task")
@@ -195,11 +198,14 @@ def import_task(tasks_dir: Optional[str], module: str, class_name: str) -> type[
 
 
 def _tasks_in(module: ModuleType) -> Iterable[type[Task]]:
+    from lute_kernel.task import Task, ThirdPartyTask
+
+    bases = (Task, ThirdPartyTask)
     for value in vars(module).values():
         if (
             isinstance(value, type)
             and issubclass(value, Task)
-            and value not in _BASES
+            and value not in bases
             and value.__module__ == module.__name__
             and not value.__name__.startswith("_")
         ):
@@ -221,6 +227,8 @@ def _entry_points() -> List[metadata.EntryPoint]:
 
 
 def _register_module(registry: Registry, module: ModuleType, source: str, stem: str, tasks_dir: Optional[str]) -> None:
+    from lute_kernel.task import TaskSpec
+
     for cls in _tasks_in(module):
         registry.add(
             TaskSpec(

@@ -14,14 +14,21 @@ import stat
 import string
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional
+from typing import Any, List, Literal, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.header import pattern_problem
-from lute_kernel.resources import packaged_dir
+from lute_kernel.site_files import (
+    DEFAULT_SITE,
+    available_sites,
+    find_site_file,
+    looks_like_path,
+    site_name,
+    sites_dir,
+)
 from lute_kernel.site_settings import ApptainerSettings, FlowSettings, ImageSettings, MpiSettings, SlurmSettings
 
 __all__ = [
@@ -36,8 +43,6 @@ __all__ = [
     "load_site",
     "sites_dir",
 ]
-
-DEFAULT_SITE = "local"
 
 
 MAX_PROFILE_BYTES = 1 << 20
@@ -209,39 +214,6 @@ def _run_dir_root_problem(root: str, *, needs_socket: bool) -> Optional[str]:
     return None
 
 
-def sites_dir() -> Path:
-    """Return the folder of the shipped site profiles (``LUTE_SITES_DIR`` replaces it)."""
-    override = os.environ.get("LUTE_SITES_DIR")
-    return Path(override) if override else packaged_dir("sites")
-
-
-def _search_path() -> List[Path]:
-    """``LUTE_SITE_PATH`` (folders or profile files, first wins), then the shipped profiles."""
-    extra = [Path(p).expanduser() for p in os.environ.get("LUTE_SITE_PATH", "").split(os.pathsep) if p]
-    return [*extra, sites_dir()]
-
-
-def _profiles_in(entry: Path) -> Dict[str, Path]:
-    if entry.suffix in (".yaml", ".yml") and not entry.is_dir():
-        return {entry.stem: entry}
-    try:
-        return {p.stem: p for p in sorted(entry.glob("*.yaml"))}
-    except OSError:
-        return {}
-
-
-def available_sites() -> List[str]:
-    """Return the names of the site profiles found."""
-    names: set[str] = set()
-    for entry in _search_path():
-        names.update(_profiles_in(entry))
-    return sorted(names)
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.sep in name or name.endswith((".yaml", ".yml")) or name.startswith("~")
-
-
 def load_site(name: Optional[str] = None) -> SiteProfile:
     """Load a site profile by name or path (default: ``LUTE_SITE`` or ``local``).
 
@@ -249,14 +221,13 @@ def load_site(name: Optional[str] = None) -> SiteProfile:
     instead when set); a value with a ``/`` or ending in ``.yaml`` is a profile file (its name is
     the file's stem). Raises ``ConfigError`` naming the file (and field) for anything wrong with it.
     """
-    name = name or os.environ.get("LUTE_SITE") or DEFAULT_SITE
-    if _looks_like_path(name):
-        path = Path(name).expanduser().absolute()
-        return _load_profile(path, path.stem, by_path=True)
-    for entry in _search_path():
-        found = _profiles_in(entry).get(name)
-        if found is not None:
-            return _load_profile(found, name, by_path=False)
+    name = site_name(name)
+    found = find_site_file(name)
+    if looks_like_path(name):
+        assert found is not None
+        return _load_profile(found, found.stem, by_path=True)
+    if found is not None:
+        return _load_profile(found, name, by_path=False)
     known = ", ".join(available_sites()) or "none"
     raise ConfigError(f"unknown site {name!r} (known: {known})", path=str(sites_dir() / f"{name}.yaml"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from lute_kernel.import_guard import import_timeout
 from lute_kernel.registry import (
@@ -21,9 +21,11 @@ from lute_kernel.registry import (
     default_tasks_dirs,
     discover,
 )
-from lute_kernel.task import TaskSpec
 from lute_kernel.task_catalogue import TaskFacts, catalogue
 from lute_kernel.task_index import build_index
+
+if TYPE_CHECKING:
+    from lute_kernel.task import TaskSpec
 
 
 def registry_for(

@@ -60,11 +60,13 @@ def build_report(work_dir: PathLike) -> str:
 
 def _build(work_dir: PathLike) -> Tuple[str, int, int]:
     from lute_kernel.db import db_path
+    from lute_kernel.flow_record import read_flow_records
     from lute_kernel.report.html import render_report
     from lute_kernel.report.runs import read_runs
 
     runs = read_runs(work_dir)
-    page = render_report(str(Path(work_dir).resolve()), str(db_path(work_dir).resolve()), runs)
+    flows = read_flow_records(Path(work_dir))
+    page = render_report(str(Path(work_dir).resolve()), str(db_path(work_dir).resolve()), runs, flows=flows)
     return page, len(runs), sum(len(run.figures) for run in runs)
 
 

@@ -20,6 +20,8 @@ from markupsafe import Markup
 
 from lute_kernel.errors import InputError
 from lute_kernel.figure_store import StoredFigure
+from lute_kernel.flow_record import FlowRecord
+from lute_kernel.report.flow_graph import flow_figure, step_anchor
 from lute_kernel.report.runs import RunEntry
 from lute_kernel.report.timeline import colour_of, timeline_figure
 
@@ -82,10 +84,25 @@ def _status_counts(runs: Sequence[RunEntry]) -> List[Tuple[str, int]]:
     return sorted(counts.items())
 
 
-def render_report(work_dir: str, db_file: str, runs: Sequence[RunEntry], *, now: Optional[datetime] = None) -> str:
-    """Return the report of a work_dir: every run, a timeline, summaries and figures, in one page."""
+def render_report(
+    work_dir: str,
+    db_file: str,
+    runs: Sequence[RunEntry],
+    *,
+    now: Optional[datetime] = None,
+    flows: Sequence[FlowRecord] = (),
+) -> str:
+    """Return the report of a work_dir: every run, a timeline, its flows' DAGs, summaries and figures, in one page."""
     figures, index = _figures([(run.anchor, run.figures) for run in runs])
     timeline = timeline_figure(runs)
+    anchors = {run.anchor for run in runs}
+    flow_views = [
+        {
+            "record": record,
+            "steps": [(step, step_anchor(step) if step_anchor(step) in anchors else None) for step in record.steps],
+        }
+        for record in flows
+    ]
     return (
         _environment()
         .get_template("page.html.j2")
@@ -97,7 +114,15 @@ def render_report(work_dir: str, db_file: str, runs: Sequence[RunEntry], *, now:
             tasks=sorted({run.task for run in runs}),
             generated=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
             figure_index=index,
-            figure_data=_json_script({"figures": figures, "timeline": timeline, "config": PLOTLY_CONFIG}),
+            flows=flow_views,
+            figure_data=_json_script(
+                {
+                    "figures": figures,
+                    "timeline": timeline,
+                    "flows": [flow_figure(record) for record in flows],
+                    "config": PLOTLY_CONFIG,
+                }
+            ),
             plotly_js=Markup(plotly_js()),
         )
     )

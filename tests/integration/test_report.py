@@ -20,6 +20,8 @@ from chromium import Chromium, chromium_binary, non_white_pixels
 from conftest import REPO, run_cli
 from e2e import isolated_env, rows, tables
 
+from lute_kernel.flow_record import FLOWS_DIR, write_flow_record
+
 pytestmark = [pytest.mark.integration]
 
 FIGURE_BOX = (
@@ -97,6 +99,29 @@ def check_page(browser: Chromium, page: Path, shots: Path, expected_figures: int
     return boxes
 
 
+FLOW = {
+    "name": "demo_dag.yaml",
+    "dag": "/somewhere/demo_dag.yaml",
+    "backend": "local",
+    "started": "2026-12-01T10:00:00+00:00",
+    "ended": "2026-12-01T10:00:09+00:00",
+    "status": "FAILED",
+    "steps": [
+        {"id": 0, "label": "Tester", "task": "Test", "state": "COMPLETED", "upstream": [], "row": 1, "seconds": 0.4},
+        {"id": 1, "label": "SocketTester", "task": "TestSocket", "state": "COMPLETED", "upstream": [0], "row": 1},
+        {"id": 2, "label": "BinaryErrTester", "task": "TestBinaryErr", "state": "FAILED", "upstream": [0], "row": 1},
+        {
+            "id": 3,
+            "label": "ReadTester",
+            "task": "TestReadOutput",
+            "state": "SKIPPED",
+            "upstream": [1, 2],
+            "reason": "an upstream step failed",
+        },
+    ],
+}
+
+
 def test_the_report_of_real_runs_in_headless_chromium(
     browser_available: None, make_config: Callable[..., Path], work_dir: Path, cli_env: Dict[str, str], tmp_path: Path
 ) -> None:
@@ -105,6 +130,7 @@ def test_the_report_of_real_runs_in_headless_chromium(
     summary_root = tmp_path / "ds" / "{hutch}" / "{experiment}" / "stats" / "summary"
     site.write_text((REPO / "config" / "sites" / "local.yaml").read_text() + f"elog_summary_dir: {summary_root}\n")
     make_runs(make_config, env, TestSocket=("--site", str(site)))
+    write_flow_record(work_dir / FLOWS_DIR / "demo-flow-1234abcd", FLOW)  # as a flow run leaves it (its writer)
 
     done = run_cli("report", "-w", str(work_dir), env=env)
     assert done.returncode == 0, done.stderr
@@ -112,7 +138,27 @@ def test_the_report_of_real_runs_in_headless_chromium(
     assert done.stdout.startswith(f"report: {page} (5 runs, 2 figures, ")
 
     with Chromium(tmp_path / "profile") as browser:
-        check_page(browser, page, tmp_path / "shots", expected_figures=3)  # the timeline and TestSocket's two
+        check_page(browser, page, tmp_path / "shots", expected_figures=4)  # the timeline, the flow, TestSocket's two
+        steps = browser.evaluate(
+            "Array.from(document.querySelectorAll('section.flow tr[data-step]')).map(function(r){"
+            "var a=r.querySelector('a'); return [r.dataset.step, r.dataset.state, a ? a.getAttribute('href') : null];})"
+        )
+        assert steps == [
+            ["Tester", "COMPLETED", "#run-Test-1"],
+            ["SocketTester", "COMPLETED", "#run-TestSocket-1"],
+            ["BinaryErrTester", "FAILED", "#run-TestBinaryErr-1"],
+            ["ReadTester", "SKIPPED", None],
+        ]
+        markers = browser.evaluate(
+            "(function(){var d=document.querySelector('[data-flow=\"0\"]');"
+            "return d.data.filter(function(t){return t.mode==='markers+text';})"
+            ".map(function(t){return [t.name, t.x.length];});})()"
+        )
+        assert sorted(markers) == [["COMPLETED", 2], ["FAILED", 1], ["SKIPPED", 1]]
+        box = browser.evaluate(FIGURE_BOX.replace("data-figure", "data-flow") + "(0)")
+        shot = browser.screenshot(tmp_path / "shots" / "flow-dag.png", box)
+        assert non_white_pixels(shot) > MIN_INK, "the flow's DAG looks blank"
+        keep_screenshot(shot, "report-flow-dag.png")
         listed = {(task, row) for task, row in browser.evaluate(LISTED)}
         assert listed == recorded_runs(work_dir)
         statuses = browser.evaluate("Array.from(document.querySelectorAll('tr.run')).map(r => r.dataset.status)")

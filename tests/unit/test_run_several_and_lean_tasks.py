@@ -8,6 +8,7 @@ prints exactly what typer's command prints, and anything but a plain listing goe
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -93,3 +94,37 @@ def test_a_bad_site_on_the_lean_listing_reads_as_typer_reports_it(cli_env: Dict[
     lean, typer_ = (_cli(["tasks", "--site", "nosuch"], cli_env, lean=flag) for flag in (True, False))
     assert lean.returncode == typer_.returncode == 2
     assert lean.stderr == typer_.stderr and "unknown site 'nosuch'" in lean.stderr
+
+
+def test_the_listing_cache_follows_the_recipes_the_site_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lute_kernel.cli import task_list
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = recipes / "lab.def.j2"
+    recipe.write_text("{#- lute-image\ndescription: a lab image\n-#}\nBootstrap: localimage\nFrom: x.sif\n")
+    monkeypatch.setenv("LUTE_RECIPES_DIR", str(recipes))
+    assert task_list.recipe_facts(None) == (("lab",), {})
+    assert task_list._cache_path().is_file()
+
+    recipe.write_text(
+        "{#- lute-image\ndescription: a lab image\nsites: [s3df]\n-#}\nBootstrap: localimage\nFrom: x.sif\n"
+    )
+    os.utime(recipe, ns=(1, 1))  # a different mtime even on a coarse clock
+    assert task_list.recipe_facts(None) == (("lab",), {"lab": "s3df only"})  # an edited recipe is read again
+
+    (recipes / "other.def.j2").write_text("{#- lute-image\ndescription: another\n-#}\nBootstrap: localimage\n")
+    assert task_list.recipe_facts(None)[0] == ("lab", "other")  # a new recipe too
+
+    elsewhere = tmp_path / "none"
+    monkeypatch.setenv("LUTE_RECIPES_DIR", str(elsewhere))
+    assert task_list.recipe_facts(None) == (None, {})  # another folder (here: none at all)
+
+    site = tmp_path / "mine.yaml"
+    site.write_text((REPO / "config" / "sites" / "local.yaml").read_text())
+    monkeypatch.delenv("LUTE_RECIPES_DIR")
+    site.write_text(site.read_text() + f"images:\n  recipes_dir: {recipes}\n")
+    assert task_list.recipe_facts(str(site))[0] == ("lab", "other")  # the site's own recipes folder

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -16,6 +18,7 @@ import pytest
 import requests
 from e2e import LiveRun, assert_no_leftovers, wait_gone
 
+from lute_kernel.flow_record import read_flow_records
 from workflows.flow_helpers import REPO, UPSTREAM, flow_cli, rows, statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.prefect]
@@ -70,6 +73,20 @@ def test_the_upstream_basic_tests_dag_runs_with_its_failing_branch(flow_env: Dic
     ).json()
     assert any(log["message"] == "Test message 9" and log["task_run_id"] for log in logs)
     assert_no_leftovers(Path(env["TMPDIR"]))
+    # The flow's record (its DAG and how each step ended) is in the work_dir, and the report draws it.
+    [record] = read_flow_records(work_dir)
+    assert record.name == dag.name and record.status == "FAILED" and record.backend == "local"
+    by_label = {step.label: step for step in record.steps}
+    assert {label: step.state for label, step in by_label.items()} == states(result.stdout)
+    assert by_label["Tester"].upstream == [] and by_label["Tester"].row == 1
+    assert all(step.upstream for label, step in by_label.items() if label != "Tester")
+    report = subprocess.run(
+        [sys.executable, "-m", "lute_kernel.cli", "report", "-w", str(work_dir)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    page = (work_dir / "report.html").read_text()
+    assert page.count("<tr data-step=") == 6 and '<a href="#run-TestBinaryErr-1">1</a>' in page
 
 
 @needs_upstream
