@@ -63,7 +63,7 @@ step_like = st.fixed_dictionaries(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(json_values, st.fixed_dictionaries({"v": st.just(1), "steps": st.lists(step_like, max_size=8)})))
 def test_any_file_content_reads_as_a_record_or_nothing_and_always_draws(data: Any) -> None:
     record = parse_flow_record(data)

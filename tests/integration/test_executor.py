@@ -32,6 +32,8 @@ from lute_kernel.plan import LaunchPlan
 from lute_kernel.registry import Registry, discover
 from lute_kernel.task import TaskStatus
 
+pytestmark = [pytest.mark.integration]  # real processes and real timeouts: seconds each
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_TASKS = REPO / "tests" / "tasks"
 
