@@ -27,11 +27,18 @@ needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/ups
 
 def table(stdout: str) -> Dict[str, List[str]]:
     """The final table of `flow run`: step -> [Task, state, seconds, row, note] (the progress column left out)."""
-    found = {}
+    found: Dict[str, List[str]] = {}
+    last = None
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if line.startswith("│") and len(cells) == 7 and cells[0]:
-            found[cells[0]] = [*cells[1:5], cells[6]]
+        if not (line.startswith("│") and len(cells) == 7):
+            last = None
+            continue
+        if cells[0]:
+            last = cells[0]
+            found[last] = [*cells[1:5], cells[6]]
+        elif last is not None:  # a cell rich wrapped onto the next line (a narrow column): join it back
+            found[last] = [f"{a} {b}".strip() for a, b in zip(found[last], [*cells[1:5], cells[6]])]
     return found
 
 
