@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -188,9 +189,18 @@ class LiveRun:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            if os.environ.get("LUTE_TEST_DUMP_HANGS"):  # a sitecustomize that registers faulthandler on SIGUSR1
+                os.kill(self.proc.pid, signal.SIGUSR1)  # dumps the kernel's stacks to its stderr, shown below
+                time.sleep(1)
             self.proc.kill()
             self.proc.wait()
-            raise
+            for reader in self._readers:
+                reader.join(5)
+            tail = "\n".join(self.stdout().splitlines()[-40:])
+            raise AssertionError(
+                f"the command did not exit within {timeout:g} s; its last output:\n{tail}\nstderr:\n"
+                + "".join(self._stderr)[-4000:]
+            ) from None
         for reader in self._readers:
             reader.join(timeout)
         return self.proc.returncode, self.stdout(), "".join(self._stderr)
