@@ -16,6 +16,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional
 
+import zmq
+
 from lute_kernel import deadman
 from lute_kernel.cancel import CancelToken
 from lute_kernel.descendants import become_subreaper, reaped
@@ -24,6 +26,7 @@ from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_gr
 from lute_kernel.launch_session import LaunchSession
 from lute_kernel.plan import LaunchPlan
 from lute_kernel.run_state import signal_name
+from lute_kernel.signal_wakeup import SignalWakeup
 from lute_kernel.task import TaskStatus
 
 __all__ = ["ExecutionOutcome", "ExecutionSettings", "execute"]
@@ -61,6 +64,9 @@ def execute(
         run.outcome.end = datetime.now(timezone.utc)
         return run.outcome
     deadline = time.monotonic() + settings.timeout_s
+    wakeup = SignalWakeup.install()  # after the spawn: a forked worker must not inherit it
+    if wakeup is not None:
+        run.poller.register(wakeup.fd, zmq.POLLIN)
     try:
         while proc.poll() is None:
             now = time.monotonic()
@@ -90,11 +96,16 @@ def execute(
                     run.terminate(proc.pid, TaskStatus.CANCELLED, signum, f"cancelled by {signal_name(signum)}")
                 elif item in run.pipes:
                     run.handle_pipe(item)
+                elif wakeup is not None and item == wakeup.fd:
+                    wakeup.drain()  # a signal arrived (its handler has run): the cancel pipe says the rest
         run.state.process_exited(proc.returncode)
         run.outcome.timeline.mark("exited")
         signal_group(proc.pid, signal.SIGKILL)  # nothing the Task started may outlive it
         run.wait_final_messages()
     finally:
+        if wakeup is not None:
+            run.poller.unregister(wakeup.fd)
+            wakeup.uninstall()
         if proc.poll() is None:
             signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
