@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from lute_kernel.process_clock import process_start_monotonic
+
 PHASES: Tuple[Tuple[str, str, str], ...] = (
     # (label, from mark, to mark)
     ("host start-up (interpreter, imports)", "process_start", "prepare_start"),
@@ -26,18 +28,6 @@ PHASES: Tuple[Tuple[str, str, str], ...] = (
     ("teardown", "exited", "closed"),
     ("recording", "closed", "recorded"),
 )
-
-
-def process_start_monotonic() -> Optional[float]:
-    """Return when this process started, on the ``time.monotonic`` clock (None where /proc cannot tell)."""
-    try:
-        with open("/proc/self/stat", "rb") as stat:
-            text = stat.read().decode()
-        ticks = int(text[text.rfind(")") + 2 :].split()[19])
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    return time.monotonic() - age
 
 
 @dataclass

@@ -23,6 +23,7 @@ from lute_kernel.cli.flow import flow_app
 from lute_kernel.cli.images import images_app
 from lute_kernel.cli.messages import print_error
 from lute_kernel.cli.report_cmd import report
+from lute_kernel.cli.serve_cmd import serve
 from lute_kernel.cli.submit import submit
 from lute_kernel.cli.tasks_cmd import tasks_app
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK
@@ -43,6 +44,7 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(tasks_app, name="tasks")
 app.command("submit")(submit)
 app.command("report")(report)
+app.command("serve")(serve)
 
 TaskArgument = Annotated[
     str,

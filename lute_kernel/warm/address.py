@@ -1,0 +1,153 @@
+"""Where a warm kernel listens, and which commands it may serve.
+
+Owns the server's key and paths. A server serves only commands that would import exactly what it
+imported and run where it runs: the same user, interpreter (``sys.executable``), import path
+(``sys.path``), ``PYTHON*`` environment and Slurm job (a server started in one job never runs
+another job's Task). Everything lives in one private directory per user — ``$XDG_RUNTIME_DIR/
+lute-kernel`` when that is ours, else ``<tmp>/lute-kernel-<uid>`` — which must be owned by the user
+and closed to everyone else before a socket in it is trusted. Stdlib only; must stay cheap (a
+``run`` computes it before anything else).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+import zlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping, Optional
+
+WARM_ENV = "LUTE_WARM"
+"""``LUTE_WARM=0`` (or off/no/false): a ``run`` never uses a warm kernel, even when one serves."""
+
+
+class UnsafeDirectory(Exception):
+    """The per-user directory exists but is not private to this user."""
+
+
+class Address:
+    """A warm kernel's files (paths as strings): the socket it listens on, its lock, its log."""
+
+    __slots__ = ("directory", "key")
+
+    def __init__(self, directory: str, key: str) -> None:
+        self.directory = directory
+        self.key = key
+
+    @property
+    def socket(self) -> str:
+        """The unix socket commands connect to."""
+        return os.path.join(self.directory, f"warm-{self.key}.sock")
+
+    @property
+    def lock(self) -> str:
+        """Held (flock) by the one server of this address."""
+        return os.path.join(self.directory, f"warm-{self.key}.lock")
+
+    @property
+    def log(self) -> str:
+        """Where a detached server writes."""
+        return os.path.join(self.directory, f"warm-{self.key}.log")
+
+
+def server_key(env: Optional[Mapping[str, str]] = None) -> str:
+    """Return the key of the server this process could use (or would be)."""
+    env = os.environ if env is None else env
+    identity = {
+        "uid": os.getuid(),
+        "executable": sys.executable,
+        "path": sys.path,
+        "python_env": sorted((k, v) for k, v in env.items() if k.startswith("PYTHON")),
+        "slurm_job": env.get("SLURM_JOB_ID", ""),
+        "package": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    }
+    text = json.dumps(identity, sort_keys=True).encode()
+    return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"  # a name, not a secret: cheap to import
+
+
+def base_directory(env: Optional[Mapping[str, str]] = None) -> str:
+    """Return the per-user directory (not created): in ``$XDG_RUNTIME_DIR`` when that is ours, else in ``$TMPDIR``."""
+    env = os.environ if env is None else env
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and _owned_private(runtime):
+        return os.path.join(runtime, "lute-kernel")
+    tmp = env.get("TMPDIR", "") or "/tmp"
+    return os.path.join(tmp, f"lute-kernel-{os.getuid()}")
+
+
+def address(env: Optional[Mapping[str, str]] = None) -> Address:
+    """Return this process's warm-kernel address."""
+    return Address(base_directory(env), server_key(env))
+
+
+def warm_disabled(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Return True when ``LUTE_WARM`` turns the warm kernel off for this command."""
+    value = (os.environ if env is None else env).get(WARM_ENV, "").strip().lower()
+    return value in ("0", "off", "no", "false")
+
+
+def check_private(directory: str) -> None:
+    """Raise UnsafeDirectory unless ``directory`` is a real directory of ours that nobody else may enter."""
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise UnsafeDirectory(
+            f"{directory} is not a private directory of this user (owner uid {info.st_uid},"
+            f" mode {stat.filemode(info.st_mode)}): no warm kernel is trusted there"
+        )
+
+
+def make_private(directory: str) -> None:
+    """Create ``directory`` (0700) if missing, then check it is private (UnsafeDirectory if not)."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    check_private(directory)
+
+
+MAX_SUN_PATH = 107
+"""Longest unix socket path (``sun_path`` holds 108 bytes with the terminating NUL)."""
+
+
+def bind_or_connect(sock: socket.socket, path: str, bind: bool = False) -> None:
+    """Connect ``sock`` to (or bind it at) ``path``, also when the path is over the unix limit.
+
+    A long ``$TMPDIR`` or ``$XDG_RUNTIME_DIR`` must not turn the warm kernel off: a path over
+    ``MAX_SUN_PATH`` is reached through the directory's descriptor (``/proc/self/fd/N/name``).
+    """
+    if len(os.fsencode(path)) <= MAX_SUN_PATH:
+        (sock.bind if bind else sock.connect)(path)
+        return
+    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        short = f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+        (sock.bind if bind else sock.connect)(short)
+    finally:
+        os.close(directory)
+
+
+def _owned_private(path: str) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+__all__ = [
+    "WARM_ENV",
+    "Address",
+    "UnsafeDirectory",
+    "address",
+    "base_directory",
+    "bind_or_connect",
+    "check_private",
+    "make_private",
+    "server_key",
+    "warm_disabled",
+]

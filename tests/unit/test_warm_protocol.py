@@ -1,0 +1,171 @@
+"""The warm kernel's wire and address: any packet decodes to a request or a ProtocolError; keys and directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lute_kernel.warm import protocol
+from lute_kernel.warm.address import (
+    MAX_SUN_PATH,
+    UnsafeDirectory,
+    base_directory,
+    bind_or_connect,
+    check_private,
+    make_private,
+    server_key,
+    warm_disabled,
+)
+from lute_kernel.warm.server import changed, fingerprint
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+RUN_FIELDS = st.fixed_dictionaries(
+    {"op": st.just("run")},
+    optional={
+        "argv": JSON,
+        "env": JSON,
+        "umask": JSON,
+        "process_start": JSON,
+        "streams": JSON,
+        "limits": JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=200)
+    | JSON.map(lambda v: json.dumps(v).encode())
+    | RUN_FIELDS.map(lambda v: json.dumps(v).encode())
+)
+def test_any_packet_is_a_request_or_a_protocol_error(packet: bytes) -> None:
+    try:
+        request = protocol.decode_request(packet)
+    except protocol.ProtocolError:
+        return
+    assert isinstance(request, (protocol.RunRequest, protocol.SignalRequest, protocol.SimpleRequest))
+
+
+def test_a_well_formed_run_request_decodes_typed() -> None:
+    message = {
+        "op": "run",
+        "argv": ["lute-kernel", "run", "Test", "-c", "c.yaml"],
+        "env": {"HOME": "/root", "LUTE_PROFILE": "1"},
+        "umask": 0o022,
+        "process_start": 12.5,
+        "streams": {
+            "stdout": {"encoding": "utf-8", "errors": "strict", "line_buffering": True, "write_through": False}
+        },
+        "limits": {"RLIMIT_NOFILE": [1024, 4096]},
+    }
+    request = protocol.decode_request(protocol.encode(message))
+    assert isinstance(request, protocol.RunRequest)
+    assert request.argv[2] == "Test" and request.umask == 0o022 and request.limits["RLIMIT_NOFILE"] == (1024, 4096)
+    assert request.streams["stdout"].line_buffering is True
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"op": "run", "argv": [], "env": {}, "umask": 0},
+        {"op": "run", "argv": ["x\0y"], "env": {}, "umask": 0},
+        {"op": "run", "argv": ["x"], "env": {"A=B": "c"}, "umask": 0},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": 0o1777},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": True},
+        {"op": "signal", "signum": int(signal.SIGKILL)},
+        {"op": "bogus"},
+    ],
+)
+def test_requests_out_of_shape_are_refused(bad: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_request(protocol.encode(bad))
+
+
+def test_the_key_follows_python_s_path_environment_and_slurm_job() -> None:
+    base = {"HOME": "/root"}
+    assert server_key(base) == server_key({**base, "LUTE_PROFILE": "1"})  # the command's own settings travel
+    assert server_key(base) != server_key({**base, "PYTHONPATH": "/elsewhere"})
+    assert server_key(base) != server_key({**base, "SLURM_JOB_ID": "42"})
+    before = server_key(base)
+    sys.path.insert(0, "/another/place")
+    try:
+        moved = server_key(base)
+    finally:
+        sys.path.remove("/another/place")
+    assert moved != before
+
+
+def test_the_directory_must_be_private(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    make_private(str(mine))
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+    mine.chmod(0o755)
+    with pytest.raises(UnsafeDirectory):
+        check_private(str(mine))
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(UnsafeDirectory):
+        check_private(str(link))
+
+
+def test_an_xdg_runtime_dir_not_ours_is_passed_over(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o777)
+    open_dir.chmod(0o777)
+    assert base_directory({"XDG_RUNTIME_DIR": str(open_dir), "TMPDIR": str(tmp_path)}) == str(
+        tmp_path / f"lute-kernel-{os.getuid()}"
+    )
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert base_directory({"XDG_RUNTIME_DIR": str(private)}) == str(private / "lute-kernel")
+
+
+def test_lute_warm_turns_it_off() -> None:
+    assert warm_disabled({"LUTE_WARM": "0"}) and warm_disabled({"LUTE_WARM": "off"})
+    assert not warm_disabled({}) and not warm_disabled({"LUTE_WARM": "1"})
+
+
+def test_a_socket_path_over_the_unix_limit_still_binds_and_connects(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = str(deep / "warm.sock")
+    assert len(path) > MAX_SUN_PATH
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as server:
+        bind_or_connect(server, path, bind=True)
+        server.listen(1)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as client:
+            bind_or_connect(client, path)
+            conn, _ = server.accept()
+            with conn:
+                client.send(b"hello")
+                assert conn.recv(10) == b"hello"
+
+
+def test_a_changed_imported_file_is_noticed(tmp_path: Path) -> None:
+    module = tmp_path / "warm_probe_module.py"
+    module.write_text("X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import warm_probe_module  # noqa: F401
+
+        snapshot = fingerprint()
+        assert changed(snapshot) is None
+        info = module.stat()
+        os.utime(module, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+        assert changed(snapshot) == str(module)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("warm_probe_module", None)
