@@ -8,6 +8,7 @@ kernel side with its baseline. Measures; never asserts a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "tasks"
@@ -42,6 +43,7 @@ _DROP = (
     "LUTE_PROFILE",
     "PYTHONPROFILEIMPORTTIME",
     "PYTHONDONTWRITEBYTECODE",
+    "LUTE_WARM",
 )
 """Variables that change what the kernel loads, or how: PYTHONDONTWRITEBYTECODE (set in some CI and agent
 shells) would make every interpreter compile the kernel again, which no installed kernel does."""
@@ -62,6 +64,30 @@ def bench_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP}
     env.update(extra or {})
     return env
+
+
+COLD = {"LUTE_WARM": "0"}
+"""The kernel side's environment addition: never a warm kernel, even when one serves (the ``served`` side has one)."""
+
+
+@contextlib.contextmanager
+def warm_kernel(env: Mapping[str, str]) -> Iterator[Dict[str, str]]:
+    """A warm kernel of the benchmark's own (``lute-kernel serve --detach``); yields the env its commands use.
+
+    Its directory is a private ``XDG_RUNTIME_DIR`` of its own, so a server the user runs is never
+    measured, and it is stopped at the end.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lute-bench-warm-") as xdg:
+        os.chmod(xdg, 0o700)
+        served = {**env, "XDG_RUNTIME_DIR": xdg}
+        served.pop("LUTE_WARM", None)
+        run_checked([*lute_kernel_cmd(), "serve", "--detach", "--idle-timeout", "1800"], served)
+        try:
+            yield served
+        finally:
+            subprocess.run([*lute_kernel_cmd(), "serve", "--stop"], env=served, capture_output=True, check=False)
 
 
 def precompile() -> Dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    COLD,
     TEST_PARAMS,
     baseline_from_plan,
     bench_env,
@@ -35,9 +36,10 @@ from common import (
     standalone_code,
     stats,
     timed,
+    warm_kernel,
     write_config,
 )
-from overhead import profile_breakdown
+from overhead import profile_breakdown, served_row
 
 TARGET_RATIO = 1.3
 
@@ -72,10 +74,16 @@ def run(runs: int = 15, profile_runs: int = 5) -> Dict[str, Any]:
         run_dir.mkdir(mode=0o700)
         config = write_config(work_dir, {"Test": TEST_PARAMS})
         argv = commands(config, run_dir)
-        result: Dict[str, Any] = interleaved(argv, runs, env)
+        with warm_kernel(env) as served_env:
+            result: Dict[str, Any] = interleaved(
+                {**argv, "served": argv["kernel"]}, runs, {**env, **COLD}, envs={"served": served_env}
+            )
+            result["served_profile"] = profile_breakdown(argv["kernel"], served_env, profile_runs)
         result.update(side_by_side(result["kernel"], result["bare"]))
-        result["profile"] = profile_breakdown(argv["kernel"], env, profile_runs)
+        result["served_vs_bare"] = side_by_side(result["served"], result["bare"])
+        result["profile"] = profile_breakdown(argv["kernel"], {**env, **COLD}, profile_runs)
         shown = {name: " ".join(a) for name, a in argv.items()}
+        shown["served"] = shown["kernel"] + "  (with `lute-kernel serve` running)"
         shown["bare"] = shown["bare"].split(" -c ")[0] + " -c <import_task + Test.run_standalone> <params>"
         result["commands"] = shown
     result.update(runs=runs, image=image_info("smoke"), target_ratio=TARGET_RATIO)
@@ -96,6 +104,19 @@ def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
             "verdict": "meets" if result["ratio"] <= TARGET_RATIO else "MISSES",
             "load": result["load"],
         },
+        *(
+            [
+                served_row(
+                    "P2",
+                    "`run Test --runtime apptainer`",
+                    {**result, "target_ratio": TARGET_RATIO},
+                    ms(result["bare"]["median"]),
+                    None,
+                )
+            ]
+            if "served" in result
+            else []
+        ),
         {
             "id": "-",
             "measure": "no-op `images build smoke` (up to date)",
@@ -112,16 +133,20 @@ def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
 def report(result: Dict[str, Any]) -> None:
     """Print the numbers."""
     print(f"P2 containers: {result['runs']} interleaved runs each (load {result['load'][0]} -> {result['load'][1]})")
-    for name in ("kernel", "bare", "empty"):
+    for name in ("kernel", "served", "bare", "empty"):
+        if name not in result:
+            continue
         s = result[name]
         print(f"  {name:<6} median {ms(s['median'])}  min {ms(s['min'])}  $ {result['commands'][name]}")
     print(
         f"  ratio kernel/bare {result['ratio']:.2f}x (+{result['added_ms']:.0f} ms);"
         f" an empty container (python3 -c pass) {ms(result['empty']['median'])}"
     )
-    print("  `lute-kernel run Test --runtime apptainer --profile` (medians, ms):")
-    for key, value in result["profile"].items():
-        print(f"    {key:<42} {value:8.1f}")
+    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
+        if key in result:
+            print(f"  `lute-kernel run Test --runtime apptainer --profile`{title} (medians, ms):")
+            for label, value in result[key].items():
+                print(f"    {label:<42} {value:8.1f}")
     print(f"  no-op `lute-kernel images build smoke`: {ms(result['noop_rebuild']['median'])}")
 
 

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    COLD,
     RESULT_MARK,
     baseline_from_plan,
     bench_env,
@@ -35,9 +36,10 @@ from common import (
     prepared_request,
     side_by_side,
     standalone_code,
+    warm_kernel,
     write_config,
 )
-from overhead import profile_breakdown
+from overhead import profile_breakdown, served_row
 
 TARGET_RATIO = 1.3
 TASK = "TestMultiNodeCommunication"
@@ -52,13 +54,18 @@ def inside(runs: int, profile_runs: int) -> Dict[str, Any]:
         prepared = prepared_request(TASK, config, runtime="apptainer")
         bare = baseline_from_plan(prepared, make_run_dir(folder, prepared), standalone_code("mpi_test", TASK))
         kernel = [*lute_kernel_cmd(), "run", TASK, "-c", str(config), "--runtime", "apptainer"]
-        result: Dict[str, Any] = interleaved({"kernel": kernel, "bare": bare}, runs, env)
-        result["profile"] = profile_breakdown(kernel, env, profile_runs)
+        with warm_kernel(env) as served_env:  # started inside the allocation: it serves this job's commands
+            sides = {"kernel": kernel, "served": kernel, "bare": bare}
+            result: Dict[str, Any] = interleaved(sides, runs, {**env, **COLD}, envs={"served": served_env})
+            result["served_profile"] = profile_breakdown(kernel, served_env, profile_runs)
+        result["profile"] = profile_breakdown(kernel, {**env, **COLD}, profile_runs)
     result.update(side_by_side(result["kernel"], result["bare"]))
+    result["served_vs_bare"] = side_by_side(result["served"], result["bare"])
     head = bare[: bare.index("-c")]
     slurm = {i for i, a in enumerate(head) if a.startswith("SLURM_")}
     shown = " ".join(a for i, a in enumerate(head) if i not in slurm and i + 1 not in slurm)
     result["commands"] = {"kernel": " ".join(kernel), "bare": shown + " -c <run_standalone> <params>"}
+    result["commands"]["served"] = result["commands"]["kernel"] + "  (with `lute-kernel serve` running)"
     result.update(runs=runs, ranks=prepared.plan.ranks, launcher=prepared.plan.launcher)
     return result
 
@@ -82,7 +89,20 @@ def rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
             "target": f"<= {TARGET_RATIO}x (+{result['added_ms']:.0f} ms)",
             "verdict": "meets" if result["ratio"] <= TARGET_RATIO else "MISSES",
             "load": result["load"],
-        }
+        },
+        *(
+            [
+                served_row(
+                    "P7",
+                    f"{result['ranks']}-rank {TASK}, srun",
+                    {**result, "target_ratio": TARGET_RATIO},
+                    ms(result["bare"]["median"]),
+                    None,
+                )
+            ]
+            if "served" in result
+            else []
+        ),
     ]
 
 
@@ -92,13 +112,17 @@ def report(result: Dict[str, Any]) -> None:
         f"P7 MPI: {result['runs']} interleaved runs each inside one salloc -n 3 --overcommit"
         f" (load {result['load'][0]} -> {result['load'][1]})"
     )
-    for name in ("kernel", "bare"):
+    for name in ("kernel", "served", "bare"):
+        if name not in result:
+            continue
         s = result[name]
         print(f"  {name:<6} median {ms(s['median'])}  min {ms(s['min'])}  $ {result['commands'][name]}")
     print(f"  ratio {result['ratio']:.2f}x (+{result['added_ms']:.0f} ms)")
-    print("  `--profile` of the kernel side (medians, ms):")
-    for key, value in result["profile"].items():
-        print(f"    {key:<42} {value:8.1f}")
+    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
+        if key in result:
+            print(f"  `--profile` of the kernel side{title} (medians, ms):")
+            for label, value in result[key].items():
+                print(f"    {label:<42} {value:8.1f}")
 
 
 def main(argv: Sequence[str] = ()) -> int:

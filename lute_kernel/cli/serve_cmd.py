@@ -112,8 +112,9 @@ def _daemon(where: Address, idle_timeout: float, report: int) -> int:  # pragma:
         os.write(report, f"ok {os.getpid()}".encode())
         os.close(report)
 
+    restart = [sys.executable, *sys.orig_argv[1:]]  # this very command: same interpreter, path and options
     try:
-        return run_server(where, idle_timeout, ready)
+        return run_server(where, idle_timeout, ready, restart=restart)
     except AlreadyServing as exc:
         os.write(report, str(exc).encode())
         return EXIT_BAD_INPUT

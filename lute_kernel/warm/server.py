@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from lute_kernel.warm import protocol
 from lute_kernel.warm.address import Address, bind_or_connect, make_private
@@ -138,11 +138,19 @@ def changed(snapshot: Dict[str, int]) -> Optional[str]:
 
 
 def serve(
-    where: Address, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, ready: Optional[Callable[[], None]] = None
+    where: Address,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ready: Optional[Callable[[], None]] = None,
+    restart: Optional[Sequence[str]] = None,
 ) -> int:
-    """Serve commands at ``where`` until stopped; call ``ready`` once commands may connect. Returns 0."""
+    """Serve commands at ``where`` until stopped; call ``ready`` once commands may connect. Returns 0.
+
+    ``restart``: the command line that starts a server like this one; run when this one's code
+    changed (a detached server replaces itself, so the next command is warm again).
+    """
     listener, lock = listen(where)
     loop = _Loop(listener, lock, ServerState(where, idle_timeout), {})
+    loop.restart = list(restart) if restart else None
     try:
         preload()
         loop.snapshot = fingerprint()
@@ -165,6 +173,7 @@ class _Loop:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.stopping = False
         self.idle_since = time.monotonic()
+        self.restart: Optional[List[str]] = None
 
     def run(self, ready: Optional[Callable[[], None]]) -> int:
         assert self.listener is not None
@@ -272,6 +281,7 @@ class _Loop:
             print(f"lute-kernel serve: {moved} changed since the server started: stopping", file=sys.stderr, flush=True)
             self._reply(conn, {"op": "stale", "changed": moved})
             self.stop_accepting()
+            self._replace_ourselves()
             return
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
@@ -287,6 +297,24 @@ class _Loop:
         for signum in conn.pending:
             _signal(pid, signum)
         conn.pending.clear()
+
+    def _replace_ourselves(self) -> None:
+        """Start a server like this one (the lock is free now); it imports the code as it is now."""
+        if self.restart is None:
+            return
+        import subprocess
+
+        from lute_kernel.spawn import start_command
+
+        try:
+            proc = start_command(self.restart, stdout=subprocess.DEVNULL, stderr=None)
+        except Exception as exc:  # the old server still stops; the next `serve` starts one
+            print(f"lute-kernel serve: could not start a new server: {exc}", file=sys.stderr, flush=True)
+            return
+        print(f"lute-kernel serve: started a new server (pid {proc.pid} detaches it)", file=sys.stderr, flush=True)
+        pidfd = os.pidfd_open(proc.pid)
+        self.children[pidfd] = (proc.pid, None)  # reaped like a child: it exits once the new server serves
+        self.poller.register(pidfd, select.POLLIN)
 
     def _be_child(self, request: protocol.RunRequest, fds: List[int]) -> None:  # pragma: no cover - the child
         try:

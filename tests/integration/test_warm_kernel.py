@@ -198,7 +198,9 @@ def test_concurrent_commands_each_get_their_own_run(warm: Dict[str, str], tmp_pa
         assert [r["valid_flag"] for r in rows(tmp_path / f"w{i}", "Test")] == [1]
 
 
-def test_a_server_whose_code_changed_stops_and_the_command_runs_cold(cli_env: Dict[str, str], tmp_path: Path) -> None:
+def test_a_server_whose_code_changed_runs_the_command_cold_and_replaces_itself(
+    cli_env: Dict[str, str], tmp_path: Path
+) -> None:
     site = tmp_path / "site"
     site.mkdir()
     probe = site / "sitecustomize.py"  # imported by every interpreter on this path: the server's code
@@ -212,9 +214,16 @@ def test_a_server_whose_code_changed_stops_and_the_command_runs_cold(cli_env: Di
         assert done.returncode == 0, done.stdout + done.stderr
         assert [r["valid_flag"] for r in rows(tmp_path / "work", "Test")] == [1]
         assert wait_gone(pid, 30), "a server whose code changed must stop"
-        assert _lute("serve", "--status", env=envs["command"]).returncode == 1
+        deadline = time.monotonic() + 60
+        while _lute("serve", "--status", env=envs["command"]).returncode != 0:  # its replacement starting
+            assert time.monotonic() < deadline, "a detached server whose code changed must start a new one"
+        replacement = _status(envs["command"])
+        assert replacement["pid"] != pid and replacement["served"] == 0
+        again = _lute("run", "Test", "-c", str(_config(tmp_path / "again")), env=envs["command"])
+        assert again.returncode == 0 and _served(envs["command"]) == 1
     finally:
         _lute("serve", "--stop", env=envs["server"])
+    assert wait_gone(int(replacement["pid"]), 30)  # type: ignore[call-overload]
 
 
 def test_one_server_per_address_and_garbage_never_ends_it(warm: Dict[str, str]) -> None:
