@@ -42,9 +42,13 @@ def main() -> NoReturn:
     sys.exit(code)
 
 
+WARM_COMMANDS = ("run", "validate", "explain", "rerun")
+"""The commands a warm kernel serves: the ones a scientist repeats (the rest start cold, as always)."""
+
+
 def _warm_code() -> int | None:
-    """Hand a ``run`` to this installation's warm kernel (``lute-kernel serve``) if one serves; None: run cold."""
-    if sys.argv[1:2] != ["run"]:
+    """Hand the command to this installation's warm kernel (``lute-kernel serve``) if one serves; None: run cold."""
+    if len(sys.argv) < 2 or sys.argv[1] not in WARM_COMMANDS:
         return None
     try:
         from lute_kernel.warm.client import run_warm
@@ -194,4 +198,4 @@ sys.modules[__name__].__class__ = _CliPackage
 if TYPE_CHECKING:
     app: typer.Typer
 
-__all__ = ["EXIT_INTERRUPTED", "app", "command_code", "main"]
+__all__ = ["EXIT_INTERRUPTED", "WARM_COMMANDS", "app", "command_code", "main"]

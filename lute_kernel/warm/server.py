@@ -55,8 +55,10 @@ PRELOAD = (
     "lute_kernel.images.lookup",
     "lute_kernel.images.sandbox",
     "lute_kernel.summaries",
+    "lute_kernel.cli.app",  # validate, explain, rerun: the typer app
 )
-"""What a ``run`` imports on its way (measured: every kernel module of a local and an apptainer run)."""
+"""What a ``run`` imports on its way (measured: every kernel module of a local and an apptainer run), and the typer
+app of the other commands a warm kernel serves (``lute_kernel.cli.WARM_COMMANDS``)."""
 
 DEFAULT_IDLE_TIMEOUT = 1800.0
 

@@ -2,9 +2,10 @@
 
 Each test starts its own server with ``serve --detach`` in a private TMPDIR (so the server's
 directory, and every run directory, are the test's own) and runs the installed ``lute-kernel``
-script, as users do (the server serves commands of the same interpreter and Python path). Compared
-with the same command run cold (``LUTE_WARM=0``): exit codes, output, rows; then signals, a command
-killed mid-run, a server whose code changed, concurrent commands, stop and status.
+script, as users do (the server serves commands of the same interpreter and Python path).
+Compared with the same command run cold (``LUTE_WARM=0``, or no server listening): exit codes,
+output, rows; then signals, a command killed mid-run, a server whose code changed, concurrent
+commands, stop and status.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ def _normal(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith(("lute-kernel profile", "  ")))
 
 
+def _cold(warm: Dict[str, str], tmp_path: Path) -> Dict[str, str]:
+    """The commands' environment where no server listens (so even the Task's LUTE_* variables are the same)."""
+    elsewhere = tmp_path / "xdg-cold"
+    elsewhere.mkdir(mode=0o700, exist_ok=True)
+    return {**warm, "XDG_RUNTIME_DIR": str(elsewhere)}
+
+
 def _served(env: Dict[str, str]) -> int:
     return int(_status(env)["served"])  # type: ignore[call-overload]
 
@@ -114,6 +122,21 @@ def test_a_warm_run_is_the_cold_run(warm: Dict[str, str], tmp_path: Path, case: 
     else:
         assert not (warm_dir / "lute.db").exists()
     assert_no_leftovers(Path(warm["TMPDIR"]))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["validate"], ["explain", "Test"], ["validate", "--json"], ["explain", "Nope"]],
+    ids=["validate", "explain", "validate-json", "explain-unknown"],
+)
+def test_validate_and_explain_read_the_same_warm_or_cold(
+    warm: Dict[str, str], tmp_path: Path, command: List[str]
+) -> None:
+    config = str(_config(tmp_path / "work"))
+    cold = _lute(*command, "-c", config, env=_cold(warm, tmp_path))
+    hot = _lute(*command, "-c", config, env=warm)
+    assert (hot.returncode, hot.stdout, hot.stderr) == (cold.returncode, cold.stdout, cold.stderr)
+    assert _served(warm) == 1
 
 
 def test_the_command_s_environment_directory_and_profile_reach_the_run(warm: Dict[str, str], tmp_path: Path) -> None:
