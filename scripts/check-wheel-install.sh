@@ -74,6 +74,15 @@ say "lute-kernel run Test"
 "$lute" run Test -c "$work/cfg.yaml"
 test -s "$work/data/lute.db" || { say "FAIL: no lute.db"; exit 1; }
 
+say "lute-kernel serve --detach; run Test through it"
+export XDG_RUNTIME_DIR="$scratch/xdg"  # the check's own warm kernel, never the user's
+mkdir -m 700 -p "$XDG_RUNTIME_DIR"
+"$lute" serve --detach --idle-timeout 120
+"$lute" run Test -c "$work/cfg.yaml"
+served="$("$lute" serve --status)"
+"$lute" serve --stop
+grep -q '"served": 1' <<<"$served" || { say "FAIL: the run did not go through the warm kernel: $served"; exit 1; }
+
 if [[ $images -eq 1 ]]; then
   say "lute-kernel images ls"
   "$lute" images ls
