@@ -39,7 +39,7 @@ from common import (
     warm_kernel,
     write_config,
 )
-from overhead import profile_breakdown, served_row
+from overhead import print_profiles, profile_breakdown, served_row
 
 TARGET_RATIO = 1.3
 
@@ -142,11 +142,7 @@ def report(result: Dict[str, Any]) -> None:
         f"  ratio kernel/bare {result['ratio']:.2f}x (+{result['added_ms']:.0f} ms);"
         f" an empty container (python3 -c pass) {ms(result['empty']['median'])}"
     )
-    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
-        if key in result:
-            print(f"  `lute-kernel run Test --runtime apptainer --profile`{title} (medians, ms):")
-            for label, value in result[key].items():
-                print(f"    {label:<42} {value:8.1f}")
+    print_profiles(result, "`lute-kernel run Test --runtime apptainer --profile`")
     print(f"  no-op `lute-kernel images build smoke`: {ms(result['noop_rebuild']['median'])}")
 
 

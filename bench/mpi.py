@@ -39,7 +39,7 @@ from common import (
     warm_kernel,
     write_config,
 )
-from overhead import profile_breakdown, served_row
+from overhead import print_profiles, profile_breakdown, served_row
 
 TARGET_RATIO = 1.3
 TASK = "TestMultiNodeCommunication"
@@ -118,11 +118,7 @@ def report(result: Dict[str, Any]) -> None:
         s = result[name]
         print(f"  {name:<6} median {ms(s['median'])}  min {ms(s['min'])}  $ {result['commands'][name]}")
     print(f"  ratio {result['ratio']:.2f}x (+{result['added_ms']:.0f} ms)")
-    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
-        if key in result:
-            print(f"  `--profile` of the kernel side{title} (medians, ms):")
-            for label, value in result[key].items():
-                print(f"    {label:<42} {value:8.1f}")
+    print_profiles(result, "`--profile` of the kernel side")
 
 
 def main(argv: Sequence[str] = ()) -> int:

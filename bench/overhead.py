@@ -185,6 +185,15 @@ def meets(result: Dict[str, Any]) -> bool:
     return bool(result["ratio"] <= TARGET_RATIO and result["added_ms"] <= TARGET_ADDED_MS)
 
 
+def print_profiles(result: Dict[str, Any], command: str) -> None:
+    """Print the ``--profile`` breakdowns of a result: cold, and with the warm kernel when it was measured."""
+    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
+        if key in result:
+            print(f"  {command}{title} (medians, ms):")
+            for label, value in result[key].items():
+                print(f"    {label:<42} {value:8.1f}")
+
+
 def served_row(
     pid: str, measure: str, result: Dict[str, Any], baseline: str, target_ms: Optional[float]
 ) -> Dict[str, Any]:
@@ -271,11 +280,7 @@ def report(result: Dict[str, Any]) -> None:
             f"  warm kernel (`lute-kernel serve` running): median {ms(result['served']['median'])},"
             f" {served['ratio']:.2f}x bare ({served['added_ms']:+.0f} ms)"
         )
-    for title, key in (("", "profile"), (" with the warm kernel", "served_profile")):
-        if key in result:
-            print(f"  `lute-kernel run Test --profile`{title} (medians, ms):")
-            for label, value in result[key].items():
-                print(f"    {label:<42} {value:8.1f}")
+    print_profiles(result, "`lute-kernel run Test --profile`")
     for title, key in (("run Test (host)", "run"), ("--help", "help"), ("an exec'd worker + Test", "worker")):
         imports = result.get("imports", {}).get(key)
         if not imports:

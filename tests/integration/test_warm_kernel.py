@@ -154,14 +154,7 @@ def test_a_signal_to_the_command_cancels_the_run_as_cold(warm: Dict[str, str], t
     outcomes = []
     for name, env in (("cold", {**warm, "LUTE_WARM": "0"}), ("warm", warm)):
         work = tmp_path / name
-        proc = subprocess.Popen(
-            [str(SCRIPT), "run", "Test", "-c", str(_config(work, sleep_secs=60))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+        proc = _start_run(work, env, text=True)
         try:
             _wait_for_running_row(work)
             proc.send_signal(signum)
@@ -179,13 +172,7 @@ def test_a_signal_to_the_command_cancels_the_run_as_cold(warm: Dict[str, str], t
 
 def test_a_command_killed_mid_run_cancels_its_run(warm: Dict[str, str], tmp_path: Path) -> None:
     work = tmp_path / "work"
-    proc = subprocess.Popen(
-        [str(SCRIPT), "run", "Test", "-c", str(_config(work, sleep_secs=60))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=warm,
-        cwd=REPO,
-    )
+    proc = _start_run(work, warm, output=subprocess.DEVNULL)
     _wait_for_running_row(work)
     proc.kill()
     proc.wait()
@@ -266,6 +253,18 @@ def test_one_server_per_address_and_garbage_never_ends_it(warm: Dict[str, str]) 
                 replies.append(json.loads(sock.recv(1 << 20)))
     assert [r["op"] for r in replies] == ["refused"] * 5
     assert _status(warm)["serving"] is True
+
+
+def _start_run(work: Path, env: Dict[str, str], output: int = subprocess.PIPE, text: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
+    """Start ``run Test`` (sleeping a minute) in the background."""
+    return subprocess.Popen(
+        [str(SCRIPT), "run", "Test", "-c", str(_config(work, sleep_secs=60))],
+        stdout=output,
+        stderr=output,
+        text=text,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def _wait_for_running_row(work: Path, timeout: float = 60) -> None:
