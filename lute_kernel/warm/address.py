@@ -64,7 +64,6 @@ def server_key(env: Optional[Mapping[str, str]] = None) -> str:
         "path": sys.path,
         "python_env": sorted((k, v) for k, v in env.items() if k.startswith("PYTHON")),
         "slurm_job": env.get("SLURM_JOB_ID", ""),
-        "package": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     }
     text = json.dumps(identity, sort_keys=True).encode()
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"  # a name, not a secret: cheap to import

@@ -25,7 +25,7 @@ from lute_kernel.warm.address import (
     server_key,
     warm_disabled,
 )
-from lute_kernel.warm.server import changed, fingerprint
+from lute_kernel.warm.freshness import changed, fingerprint
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
