@@ -113,8 +113,10 @@ def _daemon(where: Address, idle_timeout: float, report: int) -> int:  # pragma:
         os.close(report)
 
     restart = [sys.executable, *sys.orig_argv[1:]]  # this very command: same interpreter, path and options
+    started_in = os.getcwd()  # where it ran (`python -m` puts that on sys.path, and so in the key; a relative
+    # PYTHONPATH entry means it too): the daemon stays there, and its replacement starts there
     try:
-        return run_server(where, idle_timeout, ready, restart=restart)
+        return run_server(where, idle_timeout, ready, restart=restart, restart_cwd=started_in)
     except AlreadyServing as exc:
         os.write(report, str(exc).encode())
         return EXIT_BAD_INPUT

@@ -2,7 +2,8 @@
 
 Owns the server's key and paths. A server serves only commands that would import exactly what it
 imported and run where it runs: the same user, interpreter (``sys.executable``), import path
-(``sys.path``), ``PYTHON*`` environment and Slurm job (a server started in one job never runs
+(``sys.path``), interpreter flags, credentials (uid, gid, groups), the environment read at
+start-up (``PYTHON*``, ``LD_*``, ``LANG``, ``LC_*``) and Slurm job (a server started in one job never runs
 another job's Task). Everything lives in one private directory per user — ``$XDG_RUNTIME_DIR/
 lute-kernel`` when that is ours, else ``<tmp>/lute-kernel-<uid>`` — which must be owned by the user
 and closed to everyone else before a socket in it is trusted. Stdlib only; must stay cheap (a
@@ -55,14 +56,19 @@ class Address:
         return os.path.join(self.directory, f"warm-{self.key}.log")
 
 
+_STARTUP_ENV = ("PYTHON", "LD_", "LANG", "LC_")
+
+
 def server_key(env: Optional[Mapping[str, str]] = None) -> str:
     """Return the key of the server this process could use (or would be)."""
     env = os.environ if env is None else env
     identity = {
-        "uid": os.getuid(),
+        "user": [os.getuid(), os.getgid(), sorted(os.getgroups())],  # the child keeps the server's credentials
         "executable": sys.executable,
+        "flags": [repr(sys.flags), sorted(map(str, sys._xoptions.items()))],
         "path": sys.path,
-        "python_env": sorted((k, v) for k, v in env.items() if k.startswith("PYTHON")),
+        # what the interpreter and its libraries read at start-up, which a forked child cannot take on
+        "start_env": sorted((k, v) for k, v in env.items() if k.startswith(_STARTUP_ENV)),
         "slurm_job": env.get("SLURM_JOB_ID", ""),
     }
     text = json.dumps(identity, sort_keys=True).encode()

@@ -56,6 +56,7 @@ class Loop:
         self.stopping = False
         self.idle_since = time.monotonic()
         self.restart: Optional[List[str]] = None
+        self.restart_cwd: Optional[str] = None
 
     def run(self, ready: Optional[Callable[[], None]]) -> int:
         """Serve until stopped and no child is left; ``ready`` is called once commands may connect."""
@@ -190,7 +191,7 @@ class Loop:
         from lute_kernel.spawn import start_command
 
         try:
-            proc = start_command(self.restart, stdout=subprocess.DEVNULL, stderr=None)
+            proc = start_command(self.restart, cwd=self.restart_cwd, stdout=subprocess.DEVNULL, stderr=None)
         except Exception as exc:  # the old server still stops; the next `serve` starts one
             print(f"lute-kernel serve: could not start a new server: {exc}", file=sys.stderr, flush=True)
             return

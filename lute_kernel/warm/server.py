@@ -99,15 +99,17 @@ def serve(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ready: Optional[Callable[[], None]] = None,
     restart: Optional[Sequence[str]] = None,
+    restart_cwd: Optional[str] = None,
 ) -> int:
     """Serve commands at ``where`` until stopped; call ``ready`` once commands may connect. Returns 0.
 
-    ``restart``: the command line that starts a server like this one; run when this one's code
+    ``restart``: the command line (run in ``restart_cwd``) that starts a server like this one; run when this one's code
     changed (a detached server replaces itself, so the next command is warm again).
     """
     listener, lock = listen(where)
     loop = Loop(listener, lock, ServerState(where, idle_timeout), {})
     loop.restart = list(restart) if restart else None
+    loop.restart_cwd = restart_cwd
     try:
         preload()
         loop.snapshot = fingerprint()

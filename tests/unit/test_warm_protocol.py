@@ -99,6 +99,8 @@ def test_the_key_follows_python_s_path_environment_and_slurm_job() -> None:
     assert server_key(base) == server_key({**base, "LUTE_PROFILE": "1"})  # the command's own settings travel
     assert server_key(base) != server_key({**base, "PYTHONPATH": "/elsewhere"})
     assert server_key(base) != server_key({**base, "SLURM_JOB_ID": "42"})
+    assert server_key(base) != server_key({**base, "LD_LIBRARY_PATH": "/opt/lib"})
+    assert server_key(base) != server_key({**base, "LC_ALL": "C"})
     before = server_key(base)
     sys.path.insert(0, "/another/place")
     try:
