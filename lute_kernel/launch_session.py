@@ -1,7 +1,8 @@
 """One launch while it runs: the process, its pipes, the socket and what the ranks said.
 
 Owns the state the executor loop updates (which ranks said hello and bye; what they report goes to
-the run's ``RunState``), admission (the RUNNING row, before any Task code runs), the rank checks that
+the run's ``RunState``), admission (the RUNNING row, before any Task code runs; for a worker while
+its container starts), the rank checks that
 turn a missing rank into a teardown instead of a hang, terminating the process group with a grace
 period, the bounded wait for messages still in flight after exit, and cleaning up (escaped
 descendants, pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
@@ -67,7 +68,8 @@ class LaunchSession:
         self.server: Optional[IpcServer] = None
         self.hellos: Set[int] = set()
         self.byes: Set[int] = set()
-        self.admitted = False
+        self.admission: Optional[bool] = None
+        """None until the admission step ran; then whether it succeeded (it runs once)."""
         self.kill_at: Optional[float] = None
         self.hello_deadline = time.monotonic() + settings.hello_timeout_s
 
@@ -83,23 +85,33 @@ class LaunchSession:
 
     def _admit(self) -> bool:
         """Run the admission step once (it records the RUNNING row); False when it failed."""
-        if self.admitted:
-            return True
-        if self.admit is not None:
-            try:
-                self.admit()
-            except Exception as exc:  # e.g. the DB cannot be written: the Task must not start
-                self.state.launch_failed(f"not started: {exc}")
-                return False
-        self.admitted = True
-        return True
+        if self.admission is None:
+            self.admission = True
+            if self.admit is not None:
+                try:
+                    self.admit()
+                except Exception as exc:  # e.g. the DB cannot be written: the Task must not start
+                    self.state.launch_failed(f"not started: {exc}")
+                    self.admission = False
+            self.outcome.timeline.mark("admitted")
+        return self.admission
+
+    def admit_worker(self) -> None:
+        """Admit a worker's run now, while its container starts; refused: tear the launch down.
+
+        Called by the executor right after the spawn, inside its clean-up: the RUNNING row is
+        written while the image starts, and the parameters (so any Task code) still wait for it.
+        """
+        if self.request is not None and not self._admit():
+            self.terminate(self.proc.pid, TaskStatus.FAILED, signal.SIGTERM, self.state.launch_failure or "")
 
     def start(self) -> Any:
         """Bind the socket (for a worker), spawn the plan, and register everything the loop waits on.
 
-        A binary is admitted before it is spawned; a worker when its first rank says hello (so
-        the container starts while the RUNNING row is written, and no Task code runs before it).
-        Returns None when admission failed (nothing was started).
+        A binary is admitted before it is spawned; a worker by :meth:`admit_worker` just after
+        (the container starts while the RUNNING row is written), and its first rank gets the
+        parameters only once admitted, so no Task code runs before the row exists.
+        Returns None when a binary's admission failed (nothing was started).
         """
         prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
         env = dict(self.plan.env)
