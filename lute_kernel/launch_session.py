@@ -30,7 +30,7 @@ from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_gr
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
-from lute_kernel.run_dirs import RUN_DIR_PREFIX, clean_stale_run_dirs, make_run_dir
+from lute_kernel.run_dirs import clean_stale_run_dirs, make_run_dir, run_dir_name
 from lute_kernel.run_state import signal_name
 from lute_kernel.spawn import spawn
 from lute_kernel.task import TaskStatus
@@ -60,7 +60,7 @@ class LaunchSession:
         root = Path(plan.run_dir).parent if plan.run_dir else (settings.run_root or Path(tempfile.gettempdir()))
         clean_stale_run_dirs(root)
         # Planned (its path is in a container's bind argv) or made up here: private either way.
-        path = Path(plan.run_dir) if plan.run_dir else root / f"{RUN_DIR_PREFIX}{secrets.token_hex(6)}"
+        path = Path(plan.run_dir) if plan.run_dir else root / run_dir_name()
         self.run_dir = make_run_dir(path)
         for private in plan.private_dirs:
             (self.run_dir / private).mkdir(mode=0o700)

@@ -9,9 +9,11 @@ line) is never ended.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -131,10 +133,14 @@ def test_atexit_hooks_run_and_exit_codes_stay(
 
 
 def test_a_stdout_that_cannot_be_flushed_ends_as_the_interpreter_would(
-    make_config: Callable[..., Path], chatty_env: Dict[str, str]
+    make_config: Callable[..., Path], chatty_env: Dict[str, str], request: pytest.FixtureRequest
 ) -> None:
     config = make_config({"Test": {"sleep_secs": 0, "compound_var": {"int_var": 1}}})
     codes = []
+    # The broken pipe is an internal error whose traceback goes to a file in $TMPDIR: a short one of ours.
+    tmp = Path(tempfile.mkdtemp(prefix="lkq-"))
+    chatty_env = {**chatty_env, "TMPDIR": str(tmp)}
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
     for lean in (True, False):
         with subprocess.Popen(
             _argv(["run", "Test", "-c", str(config)], lean=lean),
