@@ -72,7 +72,13 @@ def ensure_shared_tables(database: peewee.SqliteDatabase) -> None:
         peewee.SchemaManager(model, database=database).create_table(safe=True)
 
 
-def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: Mapping[str, str]) -> type[TaskTable]:
+def ensure_task_table(
+    database: peewee.SqliteDatabase,
+    task_name: str,
+    columns: Mapping[str, str],
+    *,
+    reflected: Optional[type[TaskTable]] = None,
+) -> type[TaskTable]:
     """Create the Task table, or add the columns it lacks; return its model as it is now.
 
     Existing rows keep NULL in new columns. Must run inside the writing transaction: another
@@ -83,12 +89,14 @@ def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: 
         database: An open peewee database, inside the writing transaction.
         task_name: The Task name (checked) which is also the table name.
         columns: ``{name: SQL type}`` of every column after the leading ones, in order.
+        reflected: The table's model as `reflect_task_table` gave it in this same transaction
+            (saves reading and building it again); None: read here.
 
     Returns:
         The table's model, every column included.
     """
     check_task_name(task_name)
-    existing: Optional[type[TaskTable]] = reflect_task_table(database, task_name)
+    existing = reflected if reflected is not None else reflect_task_table(database, task_name)
     if existing is None:
         model = task_table(database, task_name, [*TASK_LEADING_COLUMNS, *columns.items()])
         peewee.SchemaManager(model, database=database).create_table(safe=True)
