@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import List, Optional
 
 import peewee
-from playhouse.migrate import SqliteMigrator, migrate
 
 from lute_kernel.db.connection import check_task_name
 from lute_kernel.db.layout import (
@@ -105,6 +104,9 @@ def ensure_task_table(
     missing = [(name, sql_type) for name, sql_type in columns.items() if name.lower() not in have]
     if not missing:
         return existing
+    # Only a new parameter needs it; it imports playhouse's postgres and cockroach modules (~5 ms a run).
+    from playhouse.migrate import SqliteMigrator, migrate
+
     migrator = SqliteMigrator(database)
     migrate(*(migrator.add_column(task_name, name, RawColumn(sql_type)) for name, sql_type in missing))
     updated = reflect_task_table(database, task_name)
