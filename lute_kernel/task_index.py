@@ -107,6 +107,10 @@ _read: Dict[str, Tuple[_Stamp, Dict[str, Any], Dict[str, Any]]] = {}
 a warm process (``run A B C``, a flow) parses it again only when another process has replaced it."""
 
 
+_facts_read: Dict[str, Tuple[Any, List[ClassFacts]]] = {}
+"""The facts made from a cache entry (the entry object itself is the key's proof: a new entry, a new list)."""
+
+
 def _stamp(path: Path) -> Optional[_Stamp]:
     try:
         stat = path.stat()
@@ -149,7 +153,12 @@ class _Cache:
         if isinstance(cached, dict) and cached.get("stamp") == stamp:
             if cached.get("broken"):
                 return None
-            return [ClassFacts(c[0], tuple(c[1]), tuple(c[2]), bool(c[3])) for c in cached.get("classes", [])]
+            known = _facts_read.get(key)
+            if known is not None and known[0] is cached:  # the same cache entry this process read before
+                return list(known[1])
+            facts = [ClassFacts(c[0], tuple(c[1]), tuple(c[2]), bool(c[3])) for c in cached.get("classes", [])]
+            _facts_read[key] = (cached, facts)
+            return list(facts)
         try:
             classes: Optional[List[ClassFacts]] = classes_in_source(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
