@@ -181,7 +181,8 @@ class _Cache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".task-index-")
             with os.fdopen(fd, "w") as out:
-                json.dump(data, out, separators=(",", ":"))
+                # dumps, not dump: only a one-shot encode uses the C encoder (~10x faster on a big cache).
+                out.write(json.dumps(data, separators=(",", ":")))
             os.replace(tmp, self.path)
         except OSError:
             return  # a cache that cannot be written only costs the next command the parsing
