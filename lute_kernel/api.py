@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from lute_kernel.profile import Timeline
 from lute_kernel.ranks import choose_launch
 from lute_kernel.recording import RunRecorder, failure_summary, keep_figures, post_summary
 from lute_kernel.registry import Registry, discover
+from lute_kernel.run_dirs import run_dir_name
 from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
@@ -99,7 +99,7 @@ def _process_spec(spec: TaskSpec, params: TaskParameters, site: SiteProfile) -> 
         resources=cls.resources,
         image=cls.image,
         # Planned, not made: a container's argv names it; the executor creates it, mode 0700.
-        run_dir=str(site.socket_root() / f"lute-{secrets.token_hex(6)}"),
+        run_dir=str(site.socket_root() / run_dir_name()),
         read_only_paths=(spec.tasks_dir or os.path.dirname(inspect.getfile(cls)),),
         writable_paths=(work_dir,),
     )

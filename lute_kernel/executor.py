@@ -68,6 +68,7 @@ def execute(
     if wakeup is not None:
         run.poller.register(wakeup.fd, zmq.POLLIN)
     try:
+        run.admit_worker()  # the RUNNING row, written while the container starts
         while proc.poll() is None:
             now = time.monotonic()
             if run.kill_at is not None and now >= run.kill_at:

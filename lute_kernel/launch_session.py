@@ -1,7 +1,8 @@
 """One launch while it runs: the process, its pipes, the socket and what the ranks said.
 
 Owns the state the executor loop updates (which ranks said hello and bye; what they report goes to
-the run's ``RunState``), admission (the RUNNING row, before any Task code runs), the rank checks that
+the run's ``RunState``), admission (the RUNNING row, before any Task code runs; for a worker while
+its container starts), the rank checks that
 turn a missing rank into a teardown instead of a hang, terminating the process group with a grace
 period, the bounded wait for messages still in flight after exit, and cleaning up (escaped
 descendants, pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
@@ -29,7 +30,7 @@ from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_gr
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
-from lute_kernel.run_dirs import RUN_DIR_PREFIX, clean_stale_run_dirs, make_run_dir
+from lute_kernel.run_dirs import clean_stale_run_dirs, make_run_dir, run_dir_name
 from lute_kernel.run_state import signal_name
 from lute_kernel.spawn import spawn
 from lute_kernel.task import TaskStatus
@@ -59,7 +60,7 @@ class LaunchSession:
         root = Path(plan.run_dir).parent if plan.run_dir else (settings.run_root or Path(tempfile.gettempdir()))
         clean_stale_run_dirs(root)
         # Planned (its path is in a container's bind argv) or made up here: private either way.
-        path = Path(plan.run_dir) if plan.run_dir else root / f"{RUN_DIR_PREFIX}{secrets.token_hex(6)}"
+        path = Path(plan.run_dir) if plan.run_dir else root / run_dir_name()
         self.run_dir = make_run_dir(path)
         for private in plan.private_dirs:
             (self.run_dir / private).mkdir(mode=0o700)
@@ -67,7 +68,8 @@ class LaunchSession:
         self.server: Optional[IpcServer] = None
         self.hellos: Set[int] = set()
         self.byes: Set[int] = set()
-        self.admitted = False
+        self.admission: Optional[bool] = None
+        """None until the admission step ran; then whether it succeeded (it runs once)."""
         self.kill_at: Optional[float] = None
         self.hello_deadline = time.monotonic() + settings.hello_timeout_s
 
@@ -83,23 +85,33 @@ class LaunchSession:
 
     def _admit(self) -> bool:
         """Run the admission step once (it records the RUNNING row); False when it failed."""
-        if self.admitted:
-            return True
-        if self.admit is not None:
-            try:
-                self.admit()
-            except Exception as exc:  # e.g. the DB cannot be written: the Task must not start
-                self.state.launch_failed(f"not started: {exc}")
-                return False
-        self.admitted = True
-        return True
+        if self.admission is None:
+            self.admission = True
+            if self.admit is not None:
+                try:
+                    self.admit()
+                except Exception as exc:  # e.g. the DB cannot be written: the Task must not start
+                    self.state.launch_failed(f"not started: {exc}")
+                    self.admission = False
+            self.outcome.timeline.mark("admitted")
+        return self.admission
+
+    def admit_worker(self) -> None:
+        """Admit a worker's run now, while its container starts; refused: tear the launch down.
+
+        Called by the executor right after the spawn, inside its clean-up: the RUNNING row is
+        written while the image starts, and the parameters (so any Task code) still wait for it.
+        """
+        if self.request is not None and not self._admit():
+            self.terminate(self.proc.pid, TaskStatus.FAILED, signal.SIGTERM, self.state.launch_failure or "")
 
     def start(self) -> Any:
         """Bind the socket (for a worker), spawn the plan, and register everything the loop waits on.
 
-        A binary is admitted before it is spawned; a worker when its first rank says hello (so
-        the container starts while the RUNNING row is written, and no Task code runs before it).
-        Returns None when admission failed (nothing was started).
+        A binary is admitted before it is spawned; a worker by :meth:`admit_worker` just after
+        (the container starts while the RUNNING row is written), and its first rank gets the
+        parameters only once admitted, so no Task code runs before the row exists.
+        Returns None when a binary's admission failed (nothing was started).
         """
         prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
         env = dict(self.plan.env)

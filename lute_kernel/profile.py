@@ -3,8 +3,9 @@
 Owns the ``Timeline`` (monotonic timestamps of the moments the kernel passes: prepared, spawned,
 the first worker's hello, parameters sent, result received, exited, torn down, recorded) and turning
 it into phases: host start-up (interpreter and imports, from the process's start time in
-``/proc``, 10 ms resolution), validation, spawn, container start and worker ready, the Task,
-teardown, recording. ``lute-kernel run --profile`` (or ``LUTE_PROFILE=1``) prints it. Stdlib only.
+``/proc``, 10 ms resolution), validation, spawn, container start and worker ready (and the
+RUNNING row written meanwhile), parameters sent, the Task, teardown, recording.
+``lute-kernel run --profile`` (or ``LUTE_PROFILE=1``) prints it. Stdlib only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ PHASES: Tuple[Tuple[str, str, str], ...] = (
     ("validation (config, parameters, plan)", "prepare_start", "prepared"),
     ("spawn", "launch", "spawned"),
     ("container start, worker ready", "spawned", "hello"),
-    ("RUNNING row, parameters sent", "hello", "params"),
+    ("RUNNING row (while the worker starts)", "spawned", "admitted"),
+    ("parameters sent (after the row)", "hello", "params"),
     ("Task", "params", "result"),
     ("Task exit", "result", "exited"),
     ("teardown", "exited", "closed"),
@@ -48,8 +50,9 @@ class Timeline:
             marks.setdefault("process_start", start)
         out = []
         for label, begin, end in PHASES:
-            if begin in marks and end in marks:
-                out.append((label, max(0.0, (marks[end] - marks[begin]) * 1000)))
+            # A binary's row is written before its spawn: a phase that ends before it begins is not one.
+            if begin in marks and end in marks and marks[end] >= marks[begin]:
+                out.append((label, (marks[end] - marks[begin]) * 1000))
         return out
 
     def report(self) -> str:

@@ -9,6 +9,8 @@ whose kernel still runs, one of another host, or one it cannot attribute.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import socket
 from pathlib import Path
@@ -18,6 +20,14 @@ from lute_kernel.procinfo import is_alive, process_start_time
 
 RUN_DIR_PREFIX = "lute-"
 OWNER_FILE = "owner"
+_RUN_DIR_NAME = re.compile(r"lute-[0-9a-f]{12}\Z")
+"""What :func:`run_dir_name` makes. The sweep looks at these only: a shared ``/tmp`` holds many other
+``lute-*`` entries (logs, test folders), and reading each one's owner file cost every run milliseconds."""
+
+
+def run_dir_name() -> str:
+    """Return a new run directory name: ``lute-`` and 12 random hex digits."""
+    return f"{RUN_DIR_PREFIX}{secrets.token_hex(6)}"
 
 
 def _owner_line() -> str:
@@ -49,7 +59,7 @@ def clean_stale_run_dirs(root: Path) -> int:
         return 0
     host, uid = socket.gethostname(), os.getuid()
     for entry in entries:
-        if not entry.name.startswith(RUN_DIR_PREFIX):
+        if not _RUN_DIR_NAME.match(entry.name):
             continue
         try:
             if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != uid:

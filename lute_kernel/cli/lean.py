@@ -4,7 +4,9 @@ Owns recognising a plain ``run`` command line (a Task, ``-c/--config`` and the r
 or completion request) and parsing it with argparse, so a run pays ~0.1 s less before its Task may
 start. Anything else — ``--help``, a usage error, an option it does not know — returns None and the
 typer app handles the command as always, so errors and help read exactly as they do there.
-Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`. A plain ``tasks`` listing
+Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`; the lean one then ends the process
+without the interpreter's teardown (:mod:`lute_kernel.cli.quick_exit`) when the command line is the
+process's own. A plain ``tasks`` listing
 (``--site``, ``--[no-]show-failures``) goes straight to :func:`lute_kernel.cli.task_list.print_task_list`,
 as the typer command does.
 """
@@ -56,9 +58,10 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
     options = parse_run(argv)
     if options is None:
         return None
+    from lute_kernel.cli.quick_exit import end_command
     from lute_kernel.cli.run_cmd import run_all_and_report
 
-    return run_all_and_report(
+    code = run_all_and_report(
         options.tasks,
         Path(options.config),
         skip_done=options.skip_done and not options.force,
@@ -68,6 +71,8 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
         launcher=options.launcher,
         ranks=options.ranks,
     )
+    # This process's own `run` ends here once everything is written (atexit hooks run, streams flushed).
+    return end_command(argv, code)
 
 
 def parse_tasks(argv: Sequence[str]) -> Optional[argparse.Namespace]:

@@ -16,11 +16,12 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
-
-import peewee
+from typing import TYPE_CHECKING, Tuple, Type, Union
 
 from lute_kernel.errors import DatabaseError, InputError
+
+if TYPE_CHECKING:
+    import peewee
 
 DB_FILENAME = "lute.db"
 BUSY_TIMEOUT_S = 30.0
@@ -91,6 +92,8 @@ def write_connection(work_dir: PathLike) -> Iterator[peewee.SqliteDatabase]:
     Raises:
         DatabaseError: The database cannot be opened.
     """
+    import peewee  # here, not at the top: the checks before a launch use this module without it
+
     path = db_path(work_dir)
     if not path.parent.is_dir():
         raise DatabaseError(f"cannot write {path}: work_dir does not exist")
@@ -124,6 +127,8 @@ def read_connection(work_dir: PathLike, *, writable: bool = False) -> Iterator[p
         InputError: There is no database in ``work_dir``.
         DatabaseError: The database cannot be opened.
     """
+    import peewee
+
     path = db_path(work_dir)
     if not os.path.lexists(path):
         raise InputError(f"no database at {path}")
@@ -155,19 +160,23 @@ def _check_regular(path: Path) -> None:
         raise DatabaseError(f"{path} is not a regular file")
 
 
-_FAILURES = (peewee.PeeweeException, sqlite3.Error, OverflowError, UnicodeError, OSError)
-"""What opening, reading or writing a database can raise; each becomes a DatabaseError naming the file."""
+def _failures() -> Tuple[Type[BaseException], ...]:
+    """What opening, reading or writing a database can raise; each becomes a DatabaseError naming the file."""
+    import peewee
+
+    return (peewee.PeeweeException, sqlite3.Error, OverflowError, UnicodeError, OSError)
 
 
 @contextmanager
 def _opened(database: peewee.SqliteDatabase, path: Path) -> Iterator[peewee.SqliteDatabase]:
+    failures = _failures()
     try:
         database.connect()
-    except _FAILURES as err:
+    except failures as err:
         raise DatabaseError(f"cannot open {path}: {err}") from err
     try:
         yield database
-    except _FAILURES as err:
+    except failures as err:
         raise DatabaseError(f"{path}: {err}") from err
     finally:
         database.close()

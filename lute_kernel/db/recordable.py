@@ -18,16 +18,10 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from lute_kernel.db.connection import PathLike, check_task_name, db_path, read_connection
+from lute_kernel.db.connection import BUSY_TIMEOUT_S, PathLike, check_task_name, db_path
 from lute_kernel.db.flatten import SqlValue, flatten_items, to_sql_value
-from lute_kernel.db.schema import (
-    GEN_CFG_COLUMNS,
-    TASK_LEADING_COLUMNS,
-    TASK_TRAILING_COLUMNS,
-    is_reserved,
-    table_columns,
-)
-from lute_kernel.errors import DatabaseError, InputError
+from lute_kernel.db.layout import GEN_CFG_COLUMNS, TASK_LEADING_COLUMNS, TASK_TRAILING_COLUMNS, is_reserved
+from lute_kernel.errors import InputError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -231,15 +225,27 @@ def check_database_file(work_dir: PathLike) -> None:
             raise InputError(f"{path} is not a SQLite database")
 
 
+_READ_FAILURES = (sqlite3.Error, OverflowError, UnicodeError, OSError)
+
+
 def _existing_columns(work_dir: PathLike, task_name: str) -> Tuple[str, ...]:
-    if not db_path(work_dir).exists():
+    # The sqlite3 module itself, read-only (never creates the file), as the DB layer's readers open it,
+    # with the same messages: peewee is imported only to write, while the worker starts.
+    path = db_path(work_dir)
+    if not path.exists():
         return ()
     try:
-        with read_connection(work_dir) as database:
-            database.get_tables()  # reads the schema: a corrupt or encrypted file fails here
-            return tuple(table_columns(database, task_name))
-    except DatabaseError as err:
-        raise InputError(f"cannot use the database: {err}") from None
+        database = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    except _READ_FAILURES as err:
+        raise InputError(f"cannot use the database: cannot open {path}: {err}") from None
+    try:
+        database.execute('SELECT name FROM "main".sqlite_master').fetchall()  # a corrupt file fails here
+        rows = database.execute(f'PRAGMA "main".table_info("{task_name}")').fetchall()  # a checked name
+    except _READ_FAILURES as err:
+        raise InputError(f"cannot use the database: {path}: {err}") from None
+    finally:
+        database.close()
+    return tuple(str(row[1]) for row in rows)
 
 
 def check_recordable(

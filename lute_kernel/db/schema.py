@@ -1,74 +1,30 @@
-"""The table layout of ``lute.db`` (upstream LUTE's v1 "seed" schema plus provenance columns).
+"""The tables of ``lute.db`` (upstream LUTE's v1 "seed" schema plus provenance columns): made and grown.
 
-Owns the column names and types of ``gen_cfg``, ``exec_cfg`` and the per-Task tables, which names
-are reserved, their creation (peewee's schema manager) and their evolution (``playhouse.migrate``
-adds the columns of parameters not seen before). Must not open connections or begin transactions:
-callers pass an open peewee database, inside the transaction that also writes the row.
+Owns the creation of ``gen_cfg``, ``exec_cfg`` and the per-Task tables (peewee's schema manager)
+and their evolution (``playhouse.migrate`` adds the columns of parameters not seen before); their
+columns and reserved names are data in ``lute_kernel.db.layout``, re-exported here. Must not open
+connections or begin transactions: callers pass an open peewee database, inside the transaction
+that also writes the row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import peewee
-from playhouse.migrate import SqliteMigrator, migrate
 
 from lute_kernel.db.connection import check_task_name
+from lute_kernel.db.layout import (
+    EXEC_CFG_COLUMNS,
+    GEN_CFG_COLUMNS,
+    RESERVED_COLUMNS,
+    RESERVED_PREFIXES,
+    TASK_LEADING_COLUMNS,
+    TASK_TRAILING_COLUMNS,
+    is_reserved,
+)
 from lute_kernel.db.models import ExecCfg, GenCfg, RawColumn, TaskTable, reflect_task_table, task_table
-
-GEN_CFG_COLUMNS: Tuple[Tuple[str, str], ...] = (
-    ("title", "TEXT"),
-    ("experiment", "TEXT"),
-    ("run", "INTEGER"),
-    ("date", "TEXT"),
-    ("lute_version", "TEXT"),
-    ("task_timeout", "INTEGER"),
-)
-"""The header keys kept in ``gen_cfg`` (the `GenCfg` model); other header keys (``work_dir``…) are not stored."""
-
-EXEC_CFG_COLUMNS: Tuple[Tuple[str, str], ...] = (
-    ("env", "TEXT"),
-    ("poll_interval", "REAL"),
-    ("communicator_desc", "TEXT"),
-)
-"""The columns of ``exec_cfg`` (the `ExecCfg` model)."""
-
-TASK_LEADING_COLUMNS: Tuple[Tuple[str, str], ...] = (
-    ("id", "INTEGER PRIMARY KEY AUTOINCREMENT"),
-    ("timestamp", "DATETIME DEFAULT CURRENT_TIMESTAMP"),
-    ("gen_cfg_id", "INTEGER"),
-    ("exec_cfg_id", "INTEGER"),
-)
-"""Columns every Task table starts with; the flattened parameters follow them."""
-
-TASK_TRAILING_COLUMNS: Tuple[Tuple[str, str], ...] = (
-    ("result.task_status", "TEXT"),
-    ("result.summary", "TEXT"),
-    ("result.payload", "BLOB"),
-    ("result.impl_schemas", "TEXT"),
-    ("valid_flag", "INTEGER"),
-    ("prov.runtime", "TEXT"),
-    ("prov.launcher", "TEXT"),
-    ("prov.image", "TEXT"),
-    ("prov.image_sha256", "TEXT"),
-    ("prov.kernel_version", "TEXT"),
-    ("prov.argv", "TEXT"),
-    ("prov.host", "TEXT"),
-    ("prov.start", "TEXT"),
-    ("prov.end", "TEXT"),
-    ("prov.exit_code", "INTEGER"),
-    ("prov.config", "TEXT"),
-    ("prov.site", "TEXT"),
-    ("prov.ranks", "INTEGER"),
-    ("prov.pid", "INTEGER"),
-    ("prov.pid_start", "INTEGER"),
-)
-"""Columns every Task table has after its parameters (result, validity, provenance)."""
-
-RESERVED_COLUMNS = frozenset(name.lower() for name, _ in TASK_LEADING_COLUMNS + TASK_TRAILING_COLUMNS)
-RESERVED_PREFIXES = ("result.", "prov.")
-"""Column name prefixes only the kernel writes (compared case-insensitively, as SQLite does)."""
 
 __all__ = [
     "EXEC_CFG_COLUMNS",
@@ -83,12 +39,6 @@ __all__ = [
     "table_columns",
     "table_exists",
 ]
-
-
-def is_reserved(name: str) -> bool:
-    """Return whether a parameter may not use ``name`` as its column (``id``, ``valid_flag``, ``prov.*``…)."""
-    lowered = name.lower()
-    return lowered in RESERVED_COLUMNS or lowered.startswith(RESERVED_PREFIXES)
 
 
 def table_exists(database: peewee.SqliteDatabase, table: str) -> bool:
@@ -121,7 +71,13 @@ def ensure_shared_tables(database: peewee.SqliteDatabase) -> None:
         peewee.SchemaManager(model, database=database).create_table(safe=True)
 
 
-def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: Mapping[str, str]) -> type[TaskTable]:
+def ensure_task_table(
+    database: peewee.SqliteDatabase,
+    task_name: str,
+    columns: Mapping[str, str],
+    *,
+    reflected: Optional[type[TaskTable]] = None,
+) -> type[TaskTable]:
     """Create the Task table, or add the columns it lacks; return its model as it is now.
 
     Existing rows keep NULL in new columns. Must run inside the writing transaction: another
@@ -132,12 +88,14 @@ def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: 
         database: An open peewee database, inside the writing transaction.
         task_name: The Task name (checked) which is also the table name.
         columns: ``{name: SQL type}`` of every column after the leading ones, in order.
+        reflected: The table's model as `reflect_task_table` gave it in this same transaction
+            (saves reading and building it again); None: read here.
 
     Returns:
         The table's model, every column included.
     """
     check_task_name(task_name)
-    existing: Optional[type[TaskTable]] = reflect_task_table(database, task_name)
+    existing = reflected if reflected is not None else reflect_task_table(database, task_name)
     if existing is None:
         model = task_table(database, task_name, [*TASK_LEADING_COLUMNS, *columns.items()])
         peewee.SchemaManager(model, database=database).create_table(safe=True)
@@ -146,6 +104,9 @@ def ensure_task_table(database: peewee.SqliteDatabase, task_name: str, columns: 
     missing = [(name, sql_type) for name, sql_type in columns.items() if name.lower() not in have]
     if not missing:
         return existing
+    # Only a new parameter needs it; it imports playhouse's postgres and cockroach modules (~5 ms a run).
+    from playhouse.migrate import SqliteMigrator, migrate
+
     migrator = SqliteMigrator(database)
     migrate(*(migrator.add_column(task_name, name, RawColumn(sql_type)) for name, sql_type in missing))
     updated = reflect_task_table(database, task_name)

@@ -23,7 +23,7 @@ from lute_kernel.db.liveness import RUNNING
 from lute_kernel.db.models import ExecCfg, GenCfg, TaskTable, reflect_task_table, tuples
 from lute_kernel.db.recordable import INT64_MAX, Unrecordable, header_row, recordable_row
 from lute_kernel.db.records import FINAL_STATUSES, RunRecord, exec_cfg_values, final_values, running_values
-from lute_kernel.db.schema import TASK_TRAILING_COLUMNS, ensure_shared_tables, ensure_task_table, table_columns
+from lute_kernel.db.schema import TASK_TRAILING_COLUMNS, ensure_shared_tables, ensure_task_table
 from lute_kernel.errors import DatabaseError, InputError
 
 __all__ = ["begin_run", "finish_run", "invalidate", "record_run"]
@@ -59,14 +59,15 @@ def _write_row(work_dir: PathLike, record: RunRecord, trailing: Mapping[str, Sql
     except Unrecordable as err:
         raise DatabaseError(f"{record.task_name} not recorded in {path}: {err}") from None
     with write_connection(work_dir) as database, database.atomic():
+        reflected = reflect_task_table(database, task_name)  # None: no table yet
         try:
-            flat = recordable_row(record.parameters, table_columns(database, task_name))
+            flat = recordable_row(record.parameters, reflected.columns if reflected is not None else ())
         except Unrecordable as err:  # the table changed since: another writer added a clashing column
             raise DatabaseError(f"{record.task_name} not recorded in {path}: {err}") from None
         columns = {name: column_type(value) for name, value in flat.items()}
         columns.update(TASK_TRAILING_COLUMNS)
         ensure_shared_tables(database)
-        model = ensure_task_table(database, task_name, columns)
+        model = ensure_task_table(database, task_name, columns, reflected=reflected)
         values: Dict[str, SqlValue] = {
             "gen_cfg_id": _insert_unique(database, GenCfg, header),
             "exec_cfg_id": _insert_unique(database, ExecCfg, exec_cfg_values(record)),
@@ -141,9 +142,10 @@ def finish_run(work_dir: PathLike, row_id: int, record: RunRecord) -> None:
     if not path.is_file():
         raise DatabaseError(f"{task_name} row {row_id} not finished: {path} is gone")
     with write_connection(work_dir) as database, database.atomic():
-        if reflect_task_table(database, task_name) is None:
+        reflected = reflect_task_table(database, task_name)
+        if reflected is None:
             raise DatabaseError(f"{task_name} row {row_id} not finished: {path} has no Task table {task_name!r}")
-        model = ensure_task_table(database, task_name, dict(TASK_TRAILING_COLUMNS))
+        model = ensure_task_table(database, task_name, dict(TASK_TRAILING_COLUMNS), reflected=reflected)
         status = _field(model, "result.task_status")
         changes = {_field(model, name): value for name, value in final_values(record, whole=False).items()}
         if model.update(changes).where((model.row_id() == row_id) & (status == RUNNING)).execute():

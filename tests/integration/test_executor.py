@@ -90,7 +90,10 @@ Runner = Callable[..., Run]
 
 @pytest.fixture
 def run(registry: Registry, run_root: Path, make_config: Callable[..., Path]) -> Runner:
-    """run(task, section, timeout=, grace=, max_bytes=, cancel=, on_event=) -> Run; checks the run dir is gone."""
+    """run(task, section, timeout=, grace=, max_bytes=, cancel=, on_event=, refuse=) -> Run; checks the run dir is gone.
+
+    ``refuse``: the admission step (the RUNNING row) raises with this message.
+    """
 
     def runner(
         task: str,
@@ -101,6 +104,7 @@ def run(registry: Registry, run_root: Path, make_config: Callable[..., Path]) ->
         max_bytes: int = DEFAULT_MAX_BYTES,
         cancel: Optional[CancelToken] = None,
         on_event: Optional[Callable[[RunEvent], None]] = None,
+        refuse: str = "",
     ) -> Run:
         config = make_config({task: section or {}})
         prepared = api.prepare(task, config, registry=registry, site="local")
@@ -113,6 +117,12 @@ def run(registry: Registry, run_root: Path, make_config: Callable[..., Path]) ->
 
         settings = ExecutionSettings(timeout_s=timeout, grace_s=grace, run_root=run_root, max_bytes=max_bytes)
         started: List[int] = []
+
+        def admitted() -> None:
+            started.append(1)
+            if refuse:
+                raise RuntimeError(refuse)
+
         begin = time.monotonic()
         outcome = execute(
             prepared.plan,
@@ -120,7 +130,7 @@ def run(registry: Registry, run_root: Path, make_config: Callable[..., Path]) ->
             settings,
             on_event=sink,
             cancel=cancel,
-            admit=lambda: started.append(1),
+            admit=admitted,
         )
         seconds = time.monotonic() - begin
         assert list(run_root.iterdir()) == [], "the run directory (and its socket) must be removed"
@@ -175,6 +185,16 @@ def test_completed_with_result_and_events(run: Runner, start: str) -> None:
     assert outcome.messages == 23  # hello, 10 log, 10 progress, result, bye
     assert outcome.stderr_tail == []
     assert result.started == [1]
+
+
+def test_a_refused_admission_fails_the_run_before_any_task_code(run: Runner, start: str) -> None:
+    # The RUNNING row is written while the worker starts: refused, the worker never gets its parameters.
+    result = run("Test", {"sleep_secs": 0, "compound_var": {"int_var": 1}}, refuse="database is read-only")
+    outcome = result.outcome
+    assert result.started == [1]
+    assert (outcome.status, outcome.reason) == (TaskStatus.FAILED, "not started: database is read-only")
+    assert outcome.result is None and outcome.error is None
+    assert result.texts("log") == [] and result.texts("progress") == []
 
 
 def test_a_task_that_raises_fails_with_its_error(run: Runner, start: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lute_kernel import task_index
 from lute_kernel.registry import discover
 from lute_kernel.task_index import build_index, classes_in_source
 from lute_kernel.task_lookup import registry_for
@@ -110,3 +111,42 @@ def test_a_broken_module_is_not_indexed_but_reported_by_discovery(tmp_path: Path
     index = build_index([folder])
     assert [e.name for e in index.entries] == ["GoodTask"] and index.broken == [str(folder / "bad.py")]
     assert registry_for(["GoodTask"], [folder], entry_points=False).get("GoodTask").name == "GoodTask"
+
+
+def test_a_warm_process_reads_the_cache_file_once_until_another_process_replaces_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "warm"
+    folder.mkdir()
+    _write_task(folder, "one", "FirstTask")
+    build_index([folder])  # parses the module and writes the cache
+    reads: list = []
+    real_loads = task_index.json.loads
+    monkeypatch.setattr(task_index.json, "loads", lambda text: reads.append(1) or real_loads(text))
+    for _ in range(3):
+        assert {e.name for e in build_index([folder]).entries} == {"FirstTask"}
+    assert reads == []  # the file this process wrote is the file it remembers
+    cache_file = tmp_path / "cache" / "lute-kernel" / "task-index.json"
+    data = real_loads(cache_file.read_text())
+    replaced = cache_file.with_name("other-process.json")
+    replaced.write_text(task_index.json.dumps(data))
+    os.replace(replaced, cache_file)  # another process wrote the cache meanwhile
+    assert {e.name for e in build_index([folder]).entries} == {"FirstTask"}
+    assert reads == [1]
+    _write_task(folder, "two", "SecondTask")  # a new module is still noticed at once
+    assert {e.name for e in build_index([folder]).entries} == {"FirstTask", "SecondTask"}
+
+
+def test_entries_of_files_that_are_gone_leave_the_cache_when_it_is_written(tmp_path: Path) -> None:
+    old, new = tmp_path / "old_checkout", tmp_path / "new_checkout"
+    for folder in (old, new):
+        folder.mkdir()
+        _write_task(folder, "one", f"{folder.name.title().replace('_', '')}Task")
+    build_index([old])
+    cache_file = tmp_path / "cache" / "lute-kernel" / "task-index.json"
+    assert str(old / "one.py") in task_index.json.loads(cache_file.read_text())["files"]
+    (old / "one.py").unlink()
+    old.rmdir()
+    assert [e.name for e in build_index([new]).entries] == ["NewCheckoutTask"]
+    files = task_index.json.loads(cache_file.read_text())["files"]
+    assert list(files) == [str((new / "one.py").resolve())]
