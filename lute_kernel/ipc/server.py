@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -169,7 +170,7 @@ class IpcServer:
                 self.ledger.bind(_source_fd(frames[1]))
             identity = bytes(frames[0].buffer)
             if message.items:  # a batch: its messages, in order, as if they had come one by one
-                received.extend((identity, item) for item in message.items)
+                received.extend(zip(repeat(identity), message.items))
             else:
                 received.append((identity, message))
         return received
