@@ -14,8 +14,9 @@ drops the last message after a flood (the kernel's ROUTER has RCVHWM 1000; a pee
 while that pipe is full loses what the engine still held — seen here about once in 20 streams of
 20 000 messages, never with RCVHWM 0). ``stages`` times each step of one small message in this
 process (encode, the DEALER's send, the ROUTER's receive, admission = token check + decode, and
-decode's parts: the bounded JSON parse and the header checks): the sender's and the receiver's
-sums bound the rate two processes can reach.
+decode's parts: the bounded JSON parse and the header checks), alone and per message of a full
+batch (what a flood really sends): the sender's and the receiver's sums bound the rate two
+processes can reach.
 
     python bench/ipc.py [--messages 100000] [--arrays 100]
 """
@@ -187,6 +188,14 @@ def report(result: Dict[str, Any]) -> None:
         f" (decode {cost['decode_us']:.1f} = bounded parse {cost['load_header_us']:.1f} [json.loads alone"
         f" {cost['json_loads_us']:.1f}] + header checks {cost['check_header_us']:.1f}) = {cost['receiver_us']:.1f};"
         f" bound {cost['bound_msg_per_s']:,.0f} msg/s"
+    )
+    print(
+        f"    per message in a batch of 512 (us): sender = batch_body {cost['batch_body_us']:.2f} + encode_batch"
+        f" {cost['encode_batch_us']:.2f} = {cost['batch_sender_us']:.2f};"
+        f" receiver = admission {cost['admit_batch_us']:.2f}"
+        f" (bounded parse {cost['load_batch_us']:.2f} [json.loads alone {cost['json_loads_batch_us']:.2f}] + checks"
+        f" {cost['check_batch_us']:.2f} + a Message each); {cost['batch_header_bytes_per_message']:.0f} bytes each;"
+        f" bound {cost['batch_bound_msg_per_s']:,.0f} msg/s"
     )
     print(
         f"  8 MB float64 arrays: {big['messages']} ({big['bytes'] / MB:,.0f} MB) in {big['seconds']:.3f} s"

@@ -9,7 +9,7 @@ newer worker may add some); the executor reads only the checked ones.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, FrozenSet, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from lute_kernel.errors import ProtocolError
 
@@ -80,14 +80,23 @@ _TYPES: Mapping[str, FrozenSet[type]] = {
 _VALUES: Mapping[str, FrozenSet[str]] = {"a task status": RESULT_STATUSES}
 """Fields whose type is not enough: the values allowed."""
 _MISSING = object()
+"""What ``dict.get`` returns for an absent field: its type is allowed for optional fields."""
+
+
+def _compile(what: str, required: bool) -> Tuple[FrozenSet[type], Optional[FrozenSet[object]]]:
+    types, values = _TYPES[what], _VALUES.get(what)
+    if required:
+        return types, values
+    return types | {type(_MISSING)}, None if values is None else values | {_MISSING}
+
+
 _CHECKS = {
     kind: [
-        (name, _TYPES[what], _VALUES.get(what), what, required)
-        for name, (what, required) in fields.items()
-        if what != _ANY
+        (name, *_compile(what, required), what, required) for name, (what, required) in fields.items() if what != _ANY
     ]
     for kind, fields in BODY_FIELDS.items()
 }
+"""kind -> (field, allowed types, allowed values or None, what it must be, required): one lookup, one set test."""
 
 
 def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], List[Dict[str, Any]]]:
@@ -128,21 +137,23 @@ def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], Li
 
 def check_body(kind: str, body: Mapping[str, Any]) -> None:
     """Check the fields a ``kind`` message's body must (or may) have."""
-    for name, types, values, what, required in _CHECKS[kind]:
+    for name, types, values, what, _ in _CHECKS[kind]:
         value = body.get(name, _MISSING)
-        if type(value) in types and (values is None or value in values):
-            continue
-        if value is _MISSING:
-            if required:
-                raise ProtocolError(f"{kind} message: body has no {name!r}")
-            continue
-        raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(value)}")
+        if type(value) not in types or (values is not None and value not in values):
+            _refuse(kind, name, value, what)
+
+
+def _refuse(kind: str, name: str, value: Any, what: str) -> NoReturn:
+    if value is _MISSING:
+        raise ProtocolError(f"{kind} message: body has no {name!r}")
+    raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(value)}")
 
 
 def check_batch(body: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
     """Check a ``batch`` body (``{"runs": [[kind, [body, …]], …]}``); return its (kind, body) pairs, in order.
 
     A run holds one or more messages of one batchable kind; the batch holds 1 to MAX_BATCH in all.
+    Each body is checked as ``check_body`` would (the loop is inlined: this runs once per message).
     """
     runs = body.get("runs")
     if type(runs) is not list or not runs:
@@ -157,10 +168,14 @@ def check_batch(body: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
             raise ProtocolError(f"batch run {index}: kind {brief(kind)} cannot travel in a batch")
         if type(bodies) is not list or not bodies or len(checked) + len(bodies) > MAX_BATCH:
             raise ProtocolError(f"batch run {index}: bodies must be a non-empty list; a batch holds 1 to {MAX_BATCH}")
+        checks = _CHECKS[kind]
         for inner in bodies:
             if type(inner) is not dict:
                 raise ProtocolError(f"batch run {index}: a body is {_kind_of(inner)}, not an object")
-            check_body(kind, inner)
+            for name, types, values, what, _ in checks:
+                value = inner.get(name, _MISSING)
+                if type(value) not in types or (values is not None and value not in values):
+                    _refuse(kind, name, value, what)
             append((kind, inner))
     return checked
 

@@ -24,7 +24,7 @@ from lute_kernel.errors import ProtocolError
 from lute_kernel.ipc.bounded_json import MAX_DEPTH
 from lute_kernel.ipc.client import IpcClient
 from lute_kernel.ipc.protocol import MAX_BATCH, Message, batch_body, decode, encode_batch
-from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
+from lute_kernel.ipc.server import MESSAGES_PER_WAKE, SOCKET_NAME, IpcServer
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 HELLO = {"pid": 1, "python": "3.11"}
@@ -219,3 +219,19 @@ def test_malformed_runs_are_refused_saying_why(runs: Any, match: str) -> None:
     head = json.dumps({"v": 2, "kind": "batch", "rank": 0, "body": {"runs": runs}, "buffers": []}).encode()
     with pytest.raises(ProtocolError, match=match):
         decode([head])
+
+
+def test_a_wake_up_stops_reading_once_enough_messages_are_decoded(pair: Pair) -> None:
+    count = 3 * MESSAGES_PER_WAKE
+    for i in range(count):
+        pair.client.send("log", log(f"w{i}"))
+    pair.client.send("bye", {"exit_code": 0})
+    got: List[Message] = []
+    sizes: List[int] = []
+    while not got or got[-1].kind != "bye":
+        assert pair.server.socket.poll(10_000), f"only {len(got)} of {count + 1} messages arrived"
+        batch = pair.server.receive_ready()
+        sizes.append(len(batch))
+        got.extend(message for _, message in batch)
+    assert max(sizes) < MESSAGES_PER_WAKE + MAX_BATCH  # stops after the frame set that reached the bound
+    assert [m.body.get("message") for m in got[:-1]] == [f"w{i}" for i in range(count)]
