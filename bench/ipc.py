@@ -58,8 +58,8 @@ client.receive(60_000)  # the "params" reply: the parent's clock starts when it 
 t0 = time.perf_counter()
 if mode == "log":
     for i in range(count):
-        client.send("log", {"level": "INFO", "logger": "lute.task.Bench",
-                            "message": f"Processed event {i} of run 0014: 12 peaks found", "time": time.time()})
+        client.send("log", {"level": "INFO", "logger": "lute.task.Bench",  # what IpcLogHandler sends
+                            "message": f"Processed event {i} of run 0014: 12 peaks found"})
 else:
     import numpy as np
     data = np.random.default_rng(0).random(int(sys.argv[5]))

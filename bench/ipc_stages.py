@@ -45,10 +45,7 @@ def batch_stages(count: int = 20_000) -> Dict[str, float]:
     from lute_kernel.ipc.protocol import MAX_BATCH, batch_body, encode, encode_batch
     from lute_kernel.ipc.schema import check_batch
 
-    bodies = [
-        {**LOG_BODY, "message": f"Processed event {i} of run 0014: 12 peaks found", "time": time.time()}
-        for i in range(MAX_BATCH)
-    ]
+    bodies = [{**LOG_BODY, "message": f"Processed event {i} of run 0014: 12 peaks found"} for i in range(MAX_BATCH)]
     items = [("log", batch_body(body)) for body in bodies]
     head = encode_batch(items)
     token = secrets.token_hex(16)
@@ -78,7 +75,7 @@ def stages(count: int = 20_000) -> Dict[str, float]:
     from lute_kernel.ipc.protocol import decode, encode
     from lute_kernel.ipc.schema import check_header
 
-    body = {**LOG_BODY, "time": time.time()}
+    body = dict(LOG_BODY)  # what IpcLogHandler sends
     frames = encode("log", body)
     head = bytes(frames[0])
     token = secrets.token_hex(16)
