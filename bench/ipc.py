@@ -8,7 +8,8 @@ Three measurements, then where a small message's time goes:
 The socket is ``ipc://<tmp run dir, 0700>/s`` as in the executor; the parent decodes every
 message with the real protocol (``IpcServer.receive_ready``). As in a real run, the child says
 ``hello`` and waits for ``params``; the clock runs from sending ``params`` until ``bye`` has been
-received and every message before it decoded, so process start-up is not counted in the first
+received and every message before it decoded, so process start-up (and the sender importing numpy and
+making its array, ~0.25 s: once a quarter of the arrays' window) is not counted in the first
 two. The child waits for an answer to its ``bye`` before it closes: without it, libzmq sometimes
 drops the last message after a flood (the kernel's ROUTER has RCVHWM 1000; a peer that closes
 while that pipe is full loses what the engine still held — seen here about once in 20 streams of
@@ -52,6 +53,9 @@ import os, sys, time
 from lute_kernel.ipc.client import IpcClient
 
 endpoint, token, mode, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if mode != "log":  # set-up, before the clock starts: importing numpy alone takes ~0.1 s
+    import numpy as np
+    data = np.random.default_rng(0).random(int(sys.argv[5]))
 client = IpcClient(endpoint, token=token)
 client.send("hello", {"pid": os.getpid(), "python": sys.version.split()[0]})
 client.receive(60_000)  # the "params" reply: the parent's clock starts when it sends it
@@ -61,8 +65,6 @@ if mode == "log":
         client.send("log", {"level": "INFO", "logger": "lute.task.Bench",  # what IpcLogHandler sends
                             "message": f"Processed event {i} of run 0014: 12 peaks found"})
 else:
-    import numpy as np
-    data = np.random.default_rng(0).random(int(sys.argv[5]))
     for i in range(count):
         client.send("progress", {"done": i + 1, "total": count, "message": f"array {i}", "data": data})
 client.send("bye", {"exit_code": 0, "send_s": time.perf_counter() - t0})
