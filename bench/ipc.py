@@ -8,14 +8,16 @@ Three measurements, then where a small message's time goes:
 The socket is ``ipc://<tmp run dir, 0700>/s`` as in the executor; the parent decodes every
 message with the real protocol (``IpcServer.receive_ready``). As in a real run, the child says
 ``hello`` and waits for ``params``; the clock runs from sending ``params`` until ``bye`` has been
-received and every message before it decoded, so process start-up is not counted in the first
+received and every message before it decoded, so process start-up (and the sender importing numpy and
+making its array, ~0.25 s: once a quarter of the arrays' window) is not counted in the first
 two. The child waits for an answer to its ``bye`` before it closes: without it, libzmq sometimes
 drops the last message after a flood (the kernel's ROUTER has RCVHWM 1000; a peer that closes
 while that pipe is full loses what the engine still held — seen here about once in 20 streams of
 20 000 messages, never with RCVHWM 0). ``stages`` times each step of one small message in this
 process (encode, the DEALER's send, the ROUTER's receive, admission = token check + decode, and
-decode's parts: the bounded JSON parse and the header checks): the sender's and the receiver's
-sums bound the rate two processes can reach.
+decode's parts: the bounded JSON parse and the header checks), alone and per message of a full
+batch (what a flood really sends): the sender's and the receiver's sums bound the rate two
+processes can reach.
 
     python bench/ipc.py [--messages 100000] [--arrays 100]
 """
@@ -51,17 +53,18 @@ import os, sys, time
 from lute_kernel.ipc.client import IpcClient
 
 endpoint, token, mode, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if mode != "log":  # set-up, before the clock starts: importing numpy alone takes ~0.1 s
+    import numpy as np
+    data = np.random.default_rng(0).random(int(sys.argv[5]))
 client = IpcClient(endpoint, token=token)
 client.send("hello", {"pid": os.getpid(), "python": sys.version.split()[0]})
 client.receive(60_000)  # the "params" reply: the parent's clock starts when it sends it
 t0 = time.perf_counter()
 if mode == "log":
     for i in range(count):
-        client.send("log", {"level": "INFO", "logger": "lute.task.Bench",
-                            "message": f"Processed event {i} of run 0014: 12 peaks found", "time": time.time()})
+        client.send("log", {"level": "INFO", "logger": "lute.task.Bench",  # what IpcLogHandler sends
+                            "message": f"Processed event {i} of run 0014: 12 peaks found"})
 else:
-    import numpy as np
-    data = np.random.default_rng(0).random(int(sys.argv[5]))
     for i in range(count):
         client.send("progress", {"done": i + 1, "total": count, "message": f"array {i}", "data": data})
 client.send("bye", {"exit_code": 0, "send_s": time.perf_counter() - t0})
@@ -187,6 +190,14 @@ def report(result: Dict[str, Any]) -> None:
         f" (decode {cost['decode_us']:.1f} = bounded parse {cost['load_header_us']:.1f} [json.loads alone"
         f" {cost['json_loads_us']:.1f}] + header checks {cost['check_header_us']:.1f}) = {cost['receiver_us']:.1f};"
         f" bound {cost['bound_msg_per_s']:,.0f} msg/s"
+    )
+    print(
+        f"    per message in a batch of 512 (us): sender = batch_body {cost['batch_body_us']:.2f} + encode_batch"
+        f" {cost['encode_batch_us']:.2f} = {cost['batch_sender_us']:.2f};"
+        f" receiver = admission {cost['admit_batch_us']:.2f}"
+        f" (bounded parse {cost['load_batch_us']:.2f} [json.loads alone {cost['json_loads_batch_us']:.2f}] + checks"
+        f" {cost['check_batch_us']:.2f} + a Message each); {cost['batch_header_bytes_per_message']:.0f} bytes each;"
+        f" bound {cost['batch_bound_msg_per_s']:,.0f} msg/s"
     )
     print(
         f"  8 MB float64 arrays: {big['messages']} ({big['bytes'] / MB:,.0f} MB) in {big['seconds']:.3f} s"

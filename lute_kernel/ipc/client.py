@@ -86,7 +86,8 @@ class IpcClient:
         self._socket.connect(endpoint)
         self._fork_generation = _forks[0]
         self._sending = threading.Lock()  # held while frames go out: the socket has one user at a time
-        self._queue_changed = threading.Condition()
+        self._queue_lock = threading.Lock()  # entered directly on the Task's path: a Condition's is a Python call
+        self._queue_changed = threading.Condition(self._queue_lock)
         self._queued: List[Tuple[str, Any]] = []
         self._flusher: Optional[threading.Thread] = None
         self._closing = False
@@ -103,10 +104,11 @@ class IpcClient:
         if kind in BATCHABLE and not self._closing:
             clean = batch_body(body)
             if clean is not None:
-                with self._queue_changed:
-                    if len(self._queued) < MAX_QUEUED and self._flusher is not None:  # the common case
-                        self._queued.append((kind, clean))
-                        if len(self._queued) == 1:
+                with self._queue_lock:
+                    queued = self._queued
+                    if len(queued) < MAX_QUEUED and self._flusher is not None:  # the common case
+                        queued.append((kind, clean))
+                        if len(queued) == 1:
                             self._queue_changed.notify()
                         return
                 self._enqueue(kind, clean)

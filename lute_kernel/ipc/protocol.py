@@ -15,8 +15,9 @@ from __future__ import annotations
 import enum
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from lute_kernel.errors import MessageTooLarge, ProtocolError
 from lute_kernel.ipc.bounded_json import INT_LIMIT, MAX_DEPTH, load_header
@@ -56,17 +57,45 @@ BATCH = "batch"
 """The kind of a message that carries several ``log``/``progress`` messages of one rank (no arrays)."""
 
 
-@dataclass
 class Message:
-    """A decoded message: its kind, the sender's MPI rank and the body (arrays restored)."""
+    """A decoded message: its kind, the sender's MPI rank and the body (arrays restored).
 
-    kind: str
-    body: Dict[str, Any]
-    rank: int = 0
-    nbytes: int = 0
-    arrays: List[Any] = field(default_factory=list)
-    items: List[Message] = field(default_factory=list)
-    """A ``batch`` message's messages, in the order they were sent (checked like single ones)."""
+    A plain class with slots, not a dataclass: a batch makes one per message it carries, and
+    this is the cheapest object Python builds (no default factories).
+
+    Attributes:
+        kind: One of ``KINDS``.
+        body: The message's fields.
+        rank: The sender's MPI rank.
+        nbytes: The frame set's size in bytes (0 for the messages of a batch).
+        arrays: The numpy arrays restored from the buffer frames, in order.
+        items: A ``batch`` message's messages, in the order they were sent (checked like single ones).
+    """
+
+    __slots__ = ("arrays", "body", "items", "kind", "nbytes", "rank")
+
+    def __init__(
+        self,
+        kind: str,
+        body: Dict[str, Any],
+        rank: int = 0,
+        nbytes: int = 0,
+        arrays: Optional[List[Any]] = None,
+        items: Optional[List[Message]] = None,
+    ) -> None:
+        self.kind = kind
+        self.body = body
+        self.rank = rank
+        self.nbytes = nbytes
+        self.arrays: List[Any] = [] if arrays is None else arrays
+        self.items: List[Message] = [] if items is None else items
+
+    def __repr__(self) -> str:
+        return f"Message(kind={self.kind!r}, rank={self.rank}, body={brief(self.body)}, items={len(self.items)})"
+
+
+BATCH_BODY_DEPTH = 6
+"""The JSON level of a body inside a batch: header, its body, ``runs``, a run, its bodies, the body."""
 
 
 def header_limit(max_bytes: int) -> int:
@@ -89,6 +118,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     return str(value)
+
+
+_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",", ":"), check_circular=False)
+"""One encoder for every message (stateless between calls, so threads may share it), compact. No check for
+circular references: it encodes only what ``_extract`` rebuilt or ``_flat_and_plain`` found flat (a cycle
+there hits the depth limit first)."""
 
 
 def _too_deep(depth: int) -> ProtocolError:
@@ -148,7 +183,7 @@ def encode(kind: str, body: Dict[str, Any], *, rank: int = 0, max_bytes: int = D
     if len(buffers) > MAX_BUFFERS:
         raise ProtocolError(f"{kind} message carries {len(buffers)} arrays; at most {MAX_BUFFERS} fit in one")
     header = {"v": PROTOCOL_VERSION, "kind": kind, "rank": rank, "body": clean, "buffers": [b[0] for b in buffers]}
-    head = json.dumps(header, default=_json_default, allow_nan=False).encode()
+    head = _ENCODER.encode(header).encode()
     total = len(head) + sum(b[1].nbytes for b in buffers)
     advice = "; write large data to a file under work_dir and send its path"
     if total > max_bytes:
@@ -180,14 +215,14 @@ def _flat_and_plain(body: Dict[str, Any]) -> bool:
 def batch_body(body: Dict[str, Any]) -> Any:
     """Return ``body`` as it travels inside a batch, or None when it must go alone (arrays, deep nesting).
 
-    Inside a batch a body sits two levels deeper than in a message of its own (``messages`` list,
-    item object), so the nesting limit is checked at that depth.
+    Inside a batch a body sits four levels deeper than in a message of its own (``runs`` list,
+    run, list of bodies: level 6, not 2), so the nesting limit is checked at that depth.
     """
     if _flat_and_plain(body):
         return dict(body)  # a copy: the Task may change its dict before the flusher sends it
     buffers: List[Tuple[Dict[str, Any], memoryview]] = []
     try:
-        clean = _extract(body, buffers, 4)
+        clean = _extract(body, buffers, BATCH_BODY_DEPTH)
     except ProtocolError:
         return None
     return None if buffers else clean
@@ -196,11 +231,13 @@ def batch_body(body: Dict[str, Any]) -> Any:
 def encode_batch(items: Sequence[Tuple[str, Any]], *, rank: int = 0) -> bytes:
     """Return the header frame of a ``batch`` of (kind, body from :func:`batch_body`) pairs.
 
+    Consecutive messages of one kind travel as one run, ``[kind, [body, …]]``: the kind is
+    written and checked once per run, and each message costs only its body to encode and parse.
     The caller keeps each batch within MAX_BATCH messages and the header limit.
     """
-    messages = [{"kind": kind, "body": body} for kind, body in items]
-    header = {"v": PROTOCOL_VERSION, "kind": BATCH, "rank": rank, "body": {"messages": messages}, "buffers": []}
-    return json.dumps(header, default=_json_default, allow_nan=False).encode()
+    runs = [[kind, [body for _, body in run]] for kind, run in groupby(items, key=itemgetter(0))]
+    header = {"v": PROTOCOL_VERSION, "kind": BATCH, "rank": rank, "body": {"runs": runs}, "buffers": []}
+    return _ENCODER.encode(header).encode()
 
 
 def _restore(value: Any, arrays: List[Any]) -> Any:
@@ -251,6 +288,6 @@ def decode(frames: Sequence[Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Mess
     ):  # the walk costs as much as the parse: only when needed
         body = _restore(body, arrays)
     if kind == BATCH:
-        items = [Message(kind=k, body=b, rank=rank) for k, b in check_batch(body)]
+        items = [Message(k, b, rank) for k, b in check_batch(body)]
         return Message(kind=kind, body={}, rank=rank, nbytes=total, items=items)
     return Message(kind=kind, body=body, rank=rank, nbytes=total, arrays=arrays)

@@ -9,7 +9,7 @@ newer worker may add some); the executor reads only the checked ones.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from lute_kernel.errors import ProtocolError
 
@@ -67,26 +67,36 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, float) or _is_int(value)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-_IS: Mapping[str, Callable[[Any], bool]] = {
-    _STR: _is_str,
-    _INT: _is_int,
-    _NUMBER: _is_number,
-    _STR + _OPTIONAL: lambda value: value is None or isinstance(value, str),
-    _NUMBER + _OPTIONAL: lambda value: value is None or _is_number(value),
-    "a task status": lambda value: isinstance(value, str) and value in RESULT_STATUSES,
+_NONE = type(None)
+_TYPES: Mapping[str, FrozenSet[type]] = {
+    # Exact types: parsed JSON holds nothing else, and bool (a subclass of int) is not a number here.
+    _STR: frozenset({str}),
+    _INT: frozenset({int}),
+    _NUMBER: frozenset({int, float}),
+    _STR + _OPTIONAL: frozenset({str, _NONE}),
+    _NUMBER + _OPTIONAL: frozenset({int, float, _NONE}),
+    "a task status": frozenset({str}),
 }
+_VALUES: Mapping[str, FrozenSet[str]] = {"a task status": RESULT_STATUSES}
+"""Fields whose type is not enough: the values allowed."""
+_MISSING = object()
+"""What ``dict.get`` returns for an absent field: its type is allowed for optional fields."""
+
+
+def _compile(what: str, required: bool) -> Tuple[FrozenSet[type], Optional[FrozenSet[object]]]:
+    types, values = _TYPES[what], _VALUES.get(what)
+    if required:
+        return types, values
+    return types | {type(_MISSING)}, None if values is None else values | {_MISSING}
+
+
 _CHECKS = {
-    kind: [(name, _IS[what], what, required) for name, (what, required) in fields.items() if what != _ANY]
+    kind: [
+        (name, *_compile(what, required), what, required) for name, (what, required) in fields.items() if what != _ANY
+    ]
     for kind, fields in BODY_FIELDS.items()
 }
+"""kind -> (field, allowed types, allowed values or None, what it must be, required): one lookup, one set test."""
 
 
 def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], List[Dict[str, Any]]]:
@@ -127,31 +137,46 @@ def check_header(header: Any, frames: int) -> Tuple[str, int, Dict[str, Any], Li
 
 def check_body(kind: str, body: Mapping[str, Any]) -> None:
     """Check the fields a ``kind`` message's body must (or may) have."""
-    for name, valid, what, required in _CHECKS[kind]:
-        if name not in body:
-            if required:
-                raise ProtocolError(f"{kind} message: body has no {name!r}")
-            continue
-        if not valid(body[name]):
-            raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(body[name])}")
+    for name, types, values, what, _ in _CHECKS[kind]:
+        value = body.get(name, _MISSING)
+        if type(value) not in types or (values is not None and value not in values):
+            _refuse(kind, name, value, what)
+
+
+def _refuse(kind: str, name: str, value: Any, what: str) -> NoReturn:
+    if value is _MISSING:
+        raise ProtocolError(f"{kind} message: body has no {name!r}")
+    raise ProtocolError(f"{kind} message: {name!r} must be {what}, not {_kind_of(value)}")
 
 
 def check_batch(body: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
-    """Check a ``batch`` body (``{"messages": [{"kind": …, "body": …}, …]}``); return its (kind, body) pairs."""
-    items = body.get("messages")
-    if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
-        raise ProtocolError(f"batch message: 'messages' must be a list of 1 to {MAX_BATCH} messages")
+    """Check a ``batch`` body (``{"runs": [[kind, [body, …]], …]}``); return its (kind, body) pairs, in order.
+
+    A run holds one or more messages of one batchable kind; the batch holds 1 to MAX_BATCH in all.
+    Each body is checked as ``check_body`` would (the loop is inlined: this runs once per message).
+    """
+    runs = body.get("runs")
+    if type(runs) is not list or not runs:
+        raise ProtocolError("batch message: 'runs' must be a non-empty list of [kind, [body, ...]] runs")
     checked: List[Tuple[str, Dict[str, Any]]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.keys() != {"kind", "body"}:
-            raise ProtocolError(f"batch message {index}: must be an object with exactly 'kind' and 'body'")
-        kind, inner = item["kind"], item["body"]
-        if not isinstance(kind, str) or kind not in BATCHABLE:
-            raise ProtocolError(f"batch message {index}: kind {brief(kind)} cannot travel in a batch")
-        if not isinstance(inner, dict):
-            raise ProtocolError(f"batch message {index}: body is {_kind_of(inner)}, not an object")
-        check_body(kind, inner)
-        checked.append((kind, inner))
+    append = checked.append
+    for index, run in enumerate(runs):
+        if type(run) is not list or len(run) != 2:
+            raise ProtocolError(f"batch run {index}: must be a list of a kind and a list of bodies")
+        kind, bodies = run
+        if type(kind) is not str or kind not in BATCHABLE:
+            raise ProtocolError(f"batch run {index}: kind {brief(kind)} cannot travel in a batch")
+        if type(bodies) is not list or not bodies or len(checked) + len(bodies) > MAX_BATCH:
+            raise ProtocolError(f"batch run {index}: bodies must be a non-empty list; a batch holds 1 to {MAX_BATCH}")
+        checks = _CHECKS[kind]
+        for inner in bodies:
+            if type(inner) is not dict:
+                raise ProtocolError(f"batch run {index}: a body is {_kind_of(inner)}, not an object")
+            for name, types, values, what, _ in checks:
+                value = inner.get(name, _MISSING)
+                if type(value) not in types or (values is not None and value not in values):
+                    _refuse(kind, name, value, what)
+            append((kind, inner))
     return checked
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -27,6 +28,10 @@ SOCKET_NAME = "s"
 UNIX_PATH_MAX = 107
 BATCH = 512
 """Most frame sets read per wake-up of the executor (accepted or dropped: a flood cannot hold the loop)."""
+MESSAGES_PER_WAKE = 2048
+"""Once this many messages are decoded, a wake-up reads no further frame set: the executor handles them
+while they are still in the CPU's caches, and a wake-up's memory stays bounded (512 full batches would
+be 262 144 messages). The rest wait in the socket; the caller's next poll returns at once."""
 FRAME_MARGIN = 4096
 """``zmq.MAXMSGSIZE`` (per frame) is the message cap plus this: a bigger frame disconnects its sender."""
 RECEIVE_HWM = 1000
@@ -143,13 +148,16 @@ class IpcServer:
     def receive_ready(self, limit: int = BATCH) -> List[Tuple[bytes, Message]]:
         """Return the run's messages among up to ``limit`` waiting frame sets (non-blocking).
 
-        A ``batch`` frame set yields each of its messages. Bounded by frame sets read, not messages
-        kept, so that a Task flooding the socket, or a stranger, cannot keep the executor from its
-        deadline, cancellation and pipes: the caller polls again for the rest. Everything not from a
-        bound rank is dropped and tallied.
+        A ``batch`` frame set yields each of its messages. Bounded by frame sets read (accepted or
+        dropped), not messages kept, so that a Task flooding the socket, or a stranger, cannot keep
+        the executor from its deadline, cancellation and pipes; and by MESSAGES_PER_WAKE decoded
+        messages. The caller polls again for the rest. Everything not from a bound rank is dropped
+        and tallied.
         """
         received: List[Tuple[bytes, Message]] = []
         for _ in range(limit):
+            if len(received) >= MESSAGES_PER_WAKE:
+                break
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -169,7 +177,7 @@ class IpcServer:
                 self.ledger.bind(_source_fd(frames[1]))
             identity = bytes(frames[0].buffer)
             if message.items:  # a batch: its messages, in order, as if they had come one by one
-                received.extend((identity, item) for item in message.items)
+                received.extend(zip(repeat(identity), message.items))
             else:
                 received.append((identity, message))
         return received

@@ -8,6 +8,7 @@ the socket becomes a warning, a process the Task forked sends nothing, and close
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -20,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lute_kernel.errors import ProtocolError
+from lute_kernel.ipc.bounded_json import MAX_DEPTH
 from lute_kernel.ipc.client import IpcClient
 from lute_kernel.ipc.protocol import MAX_BATCH, Message, batch_body, decode, encode_batch
-from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
+from lute_kernel.ipc.server import MESSAGES_PER_WAKE, SOCKET_NAME, IpcServer
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 HELLO = {"pid": 1, "python": "3.11"}
@@ -151,3 +153,85 @@ def test_a_batch_round_trips_and_is_refused_with_arrays() -> None:
         decode([encode_batch(items + items[:1])])  # over MAX_BATCH
     with pytest.raises(ProtocolError, match="buffers"):
         decode([encode_batch(items[:2]), b"x"])  # a batch with a buffer frame
+
+
+batchable = st.one_of(
+    st.builds(lambda text: ("log", {"level": "INFO", "message": text}), st.text(max_size=20)),
+    st.builds(
+        lambda done, text: ("progress", {"done": done, "total": None, "message": text}),
+        st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False)),
+        st.text(max_size=20),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(batchable, min_size=1, max_size=MAX_BATCH), st.integers(0, 2**31 - 1))
+def test_a_batch_keeps_every_message_and_its_order(items: List[Tuple[str, Any]], rank: int) -> None:
+    clean = [(kind, batch_body(body)) for kind, body in items]
+    head = encode_batch(clean, rank=rank)
+    runs = json.loads(head)["body"]["runs"]
+    assert len(runs) == 1 + sum(a[0] != b[0] for a, b in zip(items, items[1:]))  # one run per change of kind
+    message = decode([head])
+    assert [(m.kind, m.body, m.rank) for m in message.items] == [(k, b, rank) for k, b in items]
+
+
+def deep(levels: int) -> Any:
+    """A value of ``levels`` nested lists (0: a number)."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_body_as_deep_as_a_batch_allows_travels_in_one_and_a_deeper_one_alone(pair: Pair) -> None:
+    # In a batch a body is at JSON level 6, alone at 2: a field's value may nest 58 lists in a batch.
+    fits = {"level": "INFO", "message": "fits", "extra": deep(MAX_DEPTH - 6)}
+    deeper = {"level": "INFO", "message": "deeper", "extra": deep(MAX_DEPTH - 5)}
+    assert batch_body(fits) is not None and batch_body(deeper) is None
+    assert decode([encode_batch([("log", batch_body(fits)), ("log", batch_body(fits))])]).items[1].body == fits
+    for i in range(50):  # interleaved with queued ones: the deeper ones go alone, in their place
+        pair.client.send("log", fits if i % 3 else deeper)
+    got = pair.receive(50)
+    assert [m.body["message"] for m in got] == ["fits" if i % 3 else "deeper" for i in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("runs", "match"),
+    [
+        ([], "non-empty list"),
+        ([["log", []]], "non-empty list"),
+        ([["log"]], "a kind and a list"),
+        ([["result", [{"task_status": "COMPLETED"}]]], "cannot travel in a batch"),
+        ([["log", [{"level": "INFO"}]]], "no 'message'"),
+        ([["log", [{"level": "INFO", "message": "m", "time": True}]]], "'time' must be a number"),
+        ([["log", ["text"]]], "not an object"),
+        (
+            [
+                ["log", [{"level": "I", "message": "m"}] * 300],
+                ["progress", [{"done": 1, "total": 2, "message": ""}] * 213],
+            ],
+            "1 to 512",
+        ),
+    ],
+)
+def test_malformed_runs_are_refused_saying_why(runs: Any, match: str) -> None:
+    head = json.dumps({"v": 2, "kind": "batch", "rank": 0, "body": {"runs": runs}, "buffers": []}).encode()
+    with pytest.raises(ProtocolError, match=match):
+        decode([head])
+
+
+def test_a_wake_up_stops_reading_once_enough_messages_are_decoded(pair: Pair) -> None:
+    count = 3 * MESSAGES_PER_WAKE
+    for i in range(count):
+        pair.client.send("log", log(f"w{i}"))
+    pair.client.send("bye", {"exit_code": 0})
+    got: List[Message] = []
+    sizes: List[int] = []
+    while not got or got[-1].kind != "bye":
+        assert pair.server.socket.poll(10_000), f"only {len(got)} of {count + 1} messages arrived"
+        batch = pair.server.receive_ready()
+        sizes.append(len(batch))
+        got.extend(message for _, message in batch)
+    assert max(sizes) < MESSAGES_PER_WAKE + MAX_BATCH  # stops after the frame set that reached the bound
+    assert [m.body.get("message") for m in got[:-1]] == [f"w{i}" for i in range(count)]

@@ -13,7 +13,7 @@ import math
 from typing import Any, Dict, List
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lute_kernel.errors import ProtocolError
@@ -48,7 +48,7 @@ GOOD_BODIES: Dict[str, Dict[str, Any]] = {
     "result": {"task_status": "COMPLETED", "summary": "s", "payload": None},
     "error": {"type": "E", "message": "m"},
     "bye": {"exit_code": 0},
-    "batch": {"messages": [{"kind": "log", "body": {"level": "INFO", "message": "m"}}]},
+    "batch": {"runs": [["log", [{"level": "INFO", "message": "m"}]]]},
 }
 
 
@@ -95,7 +95,7 @@ def check_invariants(message: Message, frames: List[bytes]) -> None:
     assert (message.kind == "batch") == bool(message.items)
     for item in message.items:  # a batch's messages hold what single ones do, and never arrays
         assert item.kind in BATCHABLE and item.rank == message.rank and not item.arrays
-        walk(item.body, 3)
+        walk(item.body, 5)  # header, its body, runs, a run, its bodies: a body is at JSON level 6
         for name, (what, _) in BODY_FIELDS[item.kind].items():
             if name in item.body and what == "a string":
                 assert isinstance(item.body[name], str)
@@ -123,20 +123,26 @@ def test_every_header_field_with_any_value(name: str, value: Any, kind: str) -> 
     decode_or_refuse([dumps(raw)])
 
 
+run_bodies = st.lists(
+    st.one_of(st.sampled_from([dict(b) for b in GOOD_BODIES.values()]), json_values), min_size=0, max_size=4
+)
+
+
 @SETTINGS
 @given(
     st.lists(
         st.one_of(
-            st.fixed_dictionaries({"kind": st.sampled_from([*sorted(KINDS), "", 1]), "body": json_values}),
-            st.sampled_from([dict(kind=k, body=dict(b)) for k, b in GOOD_BODIES.items()]),
+            st.tuples(st.sampled_from([*sorted(KINDS), "", 1]), run_bodies).map(list),
+            st.sampled_from([[k, [dict(b)]] for k, b in GOOD_BODIES.items()]),
+            st.lists(json_values, max_size=3),
             json_values,
         ),
         max_size=6,
     ),
     st.integers(min_value=0, max_value=2),
 )
-def test_batches_of_any_messages(items: List[Any], buffers: int) -> None:
-    raw = header(kind="batch", body={"messages": items}, buffers=[{"dtype": "|u1", "shape": [1]}] * buffers)
+def test_batches_of_any_runs(runs: List[Any], buffers: int) -> None:
+    raw = header(kind="batch", body={"runs": runs}, buffers=[{"dtype": "|u1", "shape": [1]}] * buffers)
     decode_or_refuse([dumps(raw), *[b"x"] * buffers])
 
 
@@ -151,6 +157,64 @@ def test_every_body_field_with_any_value(kind: str, data: st.DataObject) -> None
         else:
             body[name] = data.draw(json_values)
     decode_or_refuse([dumps(header(kind=kind, body=body))])
+
+
+def field_is_valid(what: str, value: Any) -> bool:
+    """The body field rules as the ADR states them, written independently of schema's tables."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return {
+        "a string": isinstance(value, str),
+        "an integer": isinstance(value, int) and not isinstance(value, bool),
+        "a number": number,
+        "a string or null": value is None or isinstance(value, str),
+        "a number or null": value is None or number,
+        "a task status": value in ("PENDING", "RUNNING", "COMPLETED", "FAILED", "TIMEDOUT", "CANCELLED"),
+        "any value": True,
+    }[what]
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(BATCHABLE | {"hello", "result", "error", "bye"})), st.data())
+def test_body_checks_accept_exactly_the_valid_fields(kind: str, data: st.DataObject) -> None:
+    body = dict(GOOD_BODIES[kind])
+    for name in data.draw(st.lists(st.sampled_from(sorted(BODY_FIELDS[kind])), min_size=1, max_size=3)):
+        if data.draw(st.booleans()):
+            body.pop(name, None)
+        else:
+            body[name] = data.draw(st.one_of(scalars, st.sampled_from(["COMPLETED", "done", 3, 2.5, True])))
+    # What decode sees once the JSON is parsed: no NaN, no lone surrogates, 64-bit integers.
+    assume(all(_parsed_as_itself(v) for v in body.values()))
+    valid = all(
+        (name in body and field_is_valid(what, body[name])) or (name not in body and not required)
+        for name, (what, required) in BODY_FIELDS[kind].items()
+    )
+    frames = [dumps(header(kind=kind, body=body))]
+    try:
+        decode(frames)
+    except ProtocolError:
+        assert not valid
+    else:
+        assert valid
+    if kind in BATCHABLE:  # the same rules inside a batch
+        try:
+            decode([dumps(header(kind="batch", body={"runs": [[kind, [dict(GOOD_BODIES[kind]), body]]]}))])
+        except ProtocolError:
+            assert not valid
+        else:
+            assert valid
+
+
+def _parsed_as_itself(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -INT_LIMIT <= value < INT_LIMIT
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 @SETTINGS
@@ -180,6 +244,27 @@ def test_depth_scan_agrees_with_the_parsed_depth(value: Any) -> None:
 
     for limit in (1, 2, 4):
         assert structure_depth_exceeds(json.dumps(value).encode(), limit) is (depth_of(value) > limit)
+
+
+tricky_text = st.text(alphabet='[]{}"\\ ax\u00e9', max_size=8)
+nested_with_text = st.recursive(
+    st.one_of(st.integers(0, 9), tricky_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(tricky_text, inner, max_size=3)),
+    max_leaves=30,
+)
+
+
+@SETTINGS
+@given(nested_with_text, st.booleans())
+def test_depth_scan_ignores_brackets_quotes_and_escapes_in_strings(value: Any, ascii_only: bool) -> None:
+    def depth_of(item: Any) -> int:
+        if isinstance(item, dict):
+            return 1 + max((depth_of(v) for v in item.values()), default=0)
+        return 1 + max((depth_of(v) for v in item), default=0) if isinstance(item, list) else 0
+
+    text = json.dumps(value, ensure_ascii=ascii_only).encode()
+    for limit in (0, 1, 2, 3, 5):
+        assert structure_depth_exceeds(text, limit) is (depth_of(value) > limit)
 
 
 numbers = st.one_of(
