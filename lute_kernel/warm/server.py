@@ -54,6 +54,7 @@ PRELOAD = (
     "lute_kernel.images.sandbox",
     "lute_kernel.summaries",
     "lute_kernel.cli.app",  # validate, explain, rerun: the typer app
+    "importlib.resources.readers",  # what finding the packaged site profiles imports on first use
 )
 """What a ``run`` imports on its way (measured: every kernel module of a local and an apptainer run), and the typer
 app of the other commands a warm kernel serves (``lute_kernel.cli.WARM_COMMANDS``)."""
