@@ -30,7 +30,7 @@ def serve(
     status: Annotated[bool, typer.Option("--status", help="Say whether a server runs, and what it has done.")] = False,
     idle_timeout: IdleOption = 1800.0,
 ) -> None:
-    """Keep a warm kernel: `run` commands of this installation start with the imports already paid.
+    """Keep a warm kernel: `run`, `validate`, `explain` and `rerun` start with the imports already paid.
 
     Opt-in and per user, interpreter, Python path and Slurm job; a `run` without a server (or with
     LUTE_WARM=0) runs cold as always, with the same rows, output and exit codes either way.
