@@ -53,7 +53,13 @@ def _warm_code() -> int | None:
     try:
         from lute_kernel.warm.client import run_warm
 
-        return run_warm(sys.argv)
+        code = run_warm(sys.argv)
+        if code is None:
+            from lute_kernel.warm import autostart
+
+            if autostart.wanted():  # LUTE_WARM=auto: this command runs cold, the next ones warm
+                autostart.start_after_this_command()
+        return code
     except KeyboardInterrupt:
         return _interrupted()
     except Exception:  # the warm path is an optimisation: whatever goes wrong there, the cold path runs

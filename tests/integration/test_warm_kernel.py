@@ -186,6 +186,23 @@ def test_a_command_killed_mid_run_cancels_its_run(warm: Dict[str, str], tmp_path
     assert_no_leftovers(Path(warm["TMPDIR"]))
 
 
+def test_lute_warm_auto_starts_a_server_for_the_next_commands(cli_env: Dict[str, str], tmp_path: Path) -> None:
+    env = _envs(cli_env, tmp_path)["command"]
+    env["LUTE_WARM"] = "auto"
+    first = _lute("run", "Test", "-c", str(_config(tmp_path / "first")), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    deadline = time.monotonic() + 60
+    while _lute("serve", "--status", env=env).returncode != 0:  # started by the first command, after it
+        assert time.monotonic() < deadline, "LUTE_WARM=auto started no warm kernel"
+    pid = int(_status(env)["pid"])  # type: ignore[call-overload]
+    try:
+        second = _lute("run", "Test", "-c", str(_config(tmp_path / "second")), env=env)
+        assert second.returncode == 0 and _served(env) == 1
+    finally:
+        _lute("serve", "--stop", env=env)
+    assert wait_gone(pid, 30)
+
+
 def test_concurrent_commands_each_get_their_own_run(warm: Dict[str, str], tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(

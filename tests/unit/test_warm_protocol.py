@@ -171,3 +171,26 @@ def test_a_changed_imported_file_is_noticed(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("warm_probe_module", None)
+
+
+def test_the_auto_started_server_is_this_invocation_s_own() -> None:
+    from lute_kernel.warm.autostart import serve_command
+
+    script = ["/venv/bin/python", "/venv/bin/lute-kernel", "run", "Test", "-c", "c.yaml"]
+    assert serve_command(script, ["/venv/bin/lute-kernel", "run", "Test", "-c", "c.yaml"]) == [
+        sys.executable,
+        "/venv/bin/lute-kernel",
+        "serve",
+        "--detach",
+    ]
+    module = ["python3", "-X", "dev", "-m", "lute_kernel.cli", "run", "Test", "-c", "c.yaml"]
+    assert serve_command(module, ["/x/cli/__main__.py", "run", "Test", "-c", "c.yaml"]) == [
+        sys.executable,
+        "-X",
+        "dev",
+        "-m",
+        "lute_kernel.cli",
+        "serve",
+        "--detach",
+    ]
+    assert serve_command(["python3", "-c", "code"], ["-c", "run"]) is None
