@@ -13,8 +13,8 @@ from typing import Any, List
 from rich.table import Table
 from rich.text import Text
 
+from lute_kernel.db.layout import RESERVED_COLUMNS
 from lute_kernel.db.queries import TaskTableSummary
-from lute_kernel.db.schema import RESERVED_COLUMNS
 
 MAX_CELL = 60
 """Cells longer than this are cut in list views (the ``--id`` view shows everything)."""

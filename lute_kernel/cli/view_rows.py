@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Tuple
 from rich.table import Table
 from rich.text import Text
 
-from lute_kernel.db.schema import RESERVED_COLUMNS, RESERVED_PREFIXES
+from lute_kernel.db.layout import RESERVED_COLUMNS, RESERVED_PREFIXES
 
 STATUS_STYLES = {
     "COMPLETED": "green",

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Dict, List, Optional
 
 from lute_kernel.db.connection import PathLike, check_task_name, db_path, read_connection
+from lute_kernel.db.layout import RESERVED_COLUMNS, RESERVED_PREFIXES
 from lute_kernel.db.models import GenCfg, reflect_task_table, tuples
 from lute_kernel.db.queries import RunNumber
 from lute_kernel.db.recordable import Unrecordable, recordable_row
-from lute_kernel.db.schema import RESERVED_COLUMNS, RESERVED_PREFIXES, table_exists
+from lute_kernel.db.schema import table_exists
 from lute_kernel.errors import InputError
 
 __all__ = ["find_done_row"]

@@ -2,7 +2,7 @@
 
 Owns the creation of ``gen_cfg``, ``exec_cfg`` and the per-Task tables (peewee's schema manager)
 and their evolution (``playhouse.migrate`` adds the columns of parameters not seen before); their
-columns and reserved names are data in ``lute_kernel.db.layout``, re-exported here. Must not open
+columns and reserved names are data in ``lute_kernel.db.layout`` (import them from there). Must not open
 connections or begin transactions: callers pass an open peewee database, inside the transaction
 that also writes the row.
 """
@@ -15,27 +15,12 @@ from typing import List, Optional
 import peewee
 
 from lute_kernel.db.connection import check_task_name
-from lute_kernel.db.layout import (
-    EXEC_CFG_COLUMNS,
-    GEN_CFG_COLUMNS,
-    RESERVED_COLUMNS,
-    RESERVED_PREFIXES,
-    TASK_LEADING_COLUMNS,
-    TASK_TRAILING_COLUMNS,
-    is_reserved,
-)
+from lute_kernel.db.layout import TASK_LEADING_COLUMNS
 from lute_kernel.db.models import ExecCfg, GenCfg, RawColumn, TaskTable, reflect_task_table, task_table
 
 __all__ = [
-    "EXEC_CFG_COLUMNS",
-    "GEN_CFG_COLUMNS",
-    "RESERVED_COLUMNS",
-    "RESERVED_PREFIXES",
-    "TASK_LEADING_COLUMNS",
-    "TASK_TRAILING_COLUMNS",
     "ensure_shared_tables",
     "ensure_task_table",
-    "is_reserved",
     "table_columns",
     "table_exists",
 ]

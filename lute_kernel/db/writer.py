@@ -19,11 +19,12 @@ import peewee
 
 from lute_kernel.db.connection import PathLike, check_task_name, db_path, read_connection, write_connection
 from lute_kernel.db.flatten import SqlValue, column_type
+from lute_kernel.db.layout import TASK_TRAILING_COLUMNS
 from lute_kernel.db.liveness import RUNNING
 from lute_kernel.db.models import ExecCfg, GenCfg, TaskTable, reflect_task_table, tuples
 from lute_kernel.db.recordable import INT64_MAX, Unrecordable, header_row, recordable_row
 from lute_kernel.db.records import FINAL_STATUSES, RunRecord, exec_cfg_values, final_values, running_values
-from lute_kernel.db.schema import TASK_TRAILING_COLUMNS, ensure_shared_tables, ensure_task_table
+from lute_kernel.db.schema import ensure_shared_tables, ensure_task_table
 from lute_kernel.errors import DatabaseError, InputError
 
 __all__ = ["begin_run", "finish_run", "invalidate", "record_run"]

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from lute_kernel.db.connection import PathLike
-from lute_kernel.db.schema import RESERVED_COLUMNS, RESERVED_PREFIXES
+from lute_kernel.db.layout import RESERVED_COLUMNS, RESERVED_PREFIXES
 from lute_kernel.figure_store import StoredFigure, load_figures
 
 __all__ = ["RunEntry", "entry_of", "read_runs"]

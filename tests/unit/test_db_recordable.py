@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from lute_kernel.db import RunRecord, begin_run, check_recordable, db_path, list_rows, record_run
 from lute_kernel.db.flatten import flatten, flatten_items
+from lute_kernel.db.layout import TASK_LEADING_COLUMNS, TASK_TRAILING_COLUMNS
 from lute_kernel.db.recordable import sqlite_limits
-from lute_kernel.db.schema import TASK_LEADING_COLUMNS, TASK_TRAILING_COLUMNS
 from lute_kernel.errors import DatabaseError, InputError
 
 FIXED = [name for name, _ in (*TASK_LEADING_COLUMNS, *TASK_TRAILING_COLUMNS)]
