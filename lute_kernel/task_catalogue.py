@@ -8,10 +8,12 @@ cached (an install may fix a module without editing it). Must not decide conflic
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Set, Tuple
 
+from lute_kernel.file_stamps import settled
 from lute_kernel.task_index import _Cache
 
 
@@ -56,11 +58,13 @@ def catalogue(folders: Iterable[Path], load: Any) -> Tuple[List[TaskFacts], List
         for path in sorted(resolved.glob("*.py")):
             if path.name.startswith("_"):
                 continue
+            stamped_at = time.time_ns()  # before the stamp and the import it stands for
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            key, stamp = f"catalogue:{path}", [stat.st_size, stat.st_mtime_ns, _helpers_stamp(resolved)]
+            helpers = _helpers_stamp(resolved)
+            key, stamp = f"catalogue:{path}", [stat.st_size, stat.st_mtime_ns, helpers]
             cached = cache.files.get(key)
             if isinstance(cached, dict) and cached.get("stamp") == stamp:
                 found = cached.get("tasks", [])
@@ -69,8 +73,9 @@ def catalogue(folders: Iterable[Path], load: Any) -> Tuple[List[TaskFacts], List
                 if isinstance(found, str):
                     failures.append((str(path), found))
                     continue
-                cache.files[key] = {"stamp": stamp, "tasks": found}
-                cache.changed = True
+                if settled((stat.st_mtime_ns, helpers[1]), stamped_at):  # else: loaded again next time (`file_stamps`)
+                    cache.files[key] = {"stamp": stamp, "tasks": found}
+                    cache.changed = True
             facts.extend(TaskFacts.from_dict(entry) for entry in found)
     cache.save()
     return facts, failures

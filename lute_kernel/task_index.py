@@ -24,9 +24,12 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from lute_kernel.file_stamps import settled
 
 CACHE_VERSION = 2
 TASK_BASES = frozenset({"Task", "ThirdPartyTask"})
@@ -144,6 +147,7 @@ class _Cache:
 
     def facts(self, path: Path) -> Optional[List[ClassFacts]]:
         """Return the classes of one module file (None: it does not parse; importing it will say why)."""
+        stamped_at = time.time_ns()  # the stamp before the read: a write after it moves the mtime
         try:
             stat = path.stat()
         except OSError:
@@ -163,12 +167,15 @@ class _Cache:
             classes: Optional[List[ClassFacts]] = classes_in_source(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
             classes = None
-        self.files[key] = {
-            "stamp": stamp,
-            "broken": classes is None,
-            "classes": [[c.name, list(c.bases), list(c.aliases), c.aliases_known] for c in classes or []],
-        }
-        self.changed = True
+        if settled(
+            (stat.st_mtime_ns,), stamped_at
+        ):  # a file written this tick may change again unseen: parse it next time too
+            self.files[key] = {
+                "stamp": stamp,
+                "broken": classes is None,
+                "classes": [[c.name, list(c.bases), list(c.aliases), c.aliases_known] for c in classes or []],
+            }
+            self.changed = True
         return classes
 
     def save(self) -> None:
@@ -266,12 +273,15 @@ def _task_class_names(every_class: Dict[str, List[ClassFacts]]) -> Set[str]:
 
 def cached_entry_points(group: str) -> List[Tuple[str, str]]:
     """Return ``(name, value)`` of the group's entry points, cached until a ``sys.path`` folder changes."""
-    stamps = []
+    stamped_at = time.time_ns()
+    stamps: List[List[Any]] = []
+    mtimes: List[Optional[int]] = []
     for entry in sys.path:
         try:
-            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+            mtimes.append(os.stat(entry or ".").st_mtime_ns)
         except OSError:
-            stamps.append([entry, None])
+            mtimes.append(None)
+        stamps.append([entry, mtimes[-1]])
     cache = _Cache()
     cached = cache.entry_points.get(group)
     if isinstance(cached, dict) and cached.get("stamps") == stamps:
@@ -282,7 +292,8 @@ def cached_entry_points(group: str) -> List[Tuple[str, str]]:
     # Python 3.9 gives a dict of group -> entry points; later ones a selectable collection.
     selected = list(found.select(group=group)) if hasattr(found, "select") else list(found.get(group, []))
     entries = [(e.name, e.value) for e in selected]
-    cache.entry_points[group] = {"stamps": stamps, "entries": [list(e) for e in entries]}
-    cache.changed = True
-    cache.save()
+    if settled(mtimes, stamped_at):
+        cache.entry_points[group] = {"stamps": stamps, "entries": [list(e) for e in entries]}
+        cache.changed = True
+        cache.save()
     return entries

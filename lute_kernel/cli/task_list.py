@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -65,12 +66,14 @@ def _cached(key: List[Any]) -> Optional[Tuple[Optional[Tuple[str, ...]], Dict[st
         return None
 
 
-def _store(key: List[Any], recipes: Path, known: Optional[Tuple[str, ...]], notes: Dict[str, str]) -> None:
+def _store(
+    key: List[Any], recipes: Path, stamps: List[Any], known: Optional[Tuple[str, ...]], notes: Dict[str, str]
+) -> None:
     data = {
         "version": CACHE_VERSION,
         "key": key,
         "recipes": str(recipes),
-        "recipe_stamps": _recipe_stamps(recipes),
+        "recipe_stamps": stamps,
         "known": list(known) if known is not None else None,
         "notes": notes,
     }
@@ -91,15 +94,19 @@ def recipe_facts(site: Optional[str]) -> Tuple[Optional[Tuple[str, ...]], Dict[s
     if cached is not None:
         return cached
     from lute_kernel.cli.task_table import image_notes
+    from lute_kernel.file_stamps import settled
     from lute_kernel.images.paths import default_recipes_dir
     from lute_kernel.images.recipes import recipe_names
     from lute_kernel.sites import load_site
 
     recipes = default_recipes_dir(load_site(site))
+    stamped_at = time.time_ns()
+    stamps = _recipe_stamps(recipes)  # before the reads they stand for: a write after them moves them
     known = tuple(recipe_names(recipes)) if recipes.is_dir() else None
     notes = image_notes(recipes if known is not None else None)
-    if key is not None:
-        _store(key, recipes, known, notes)
+    # A file written this tick may change again unseen (`lute_kernel.file_stamps`): read it next time too.
+    if key is not None and settled((stamp[2] for stamp in [key[1], *stamps] if stamp is not None), stamped_at):
+        _store(key, recipes, stamps, known, notes)
     return known, notes
 
 

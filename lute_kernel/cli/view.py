@@ -11,6 +11,7 @@ look like is `lute_kernel.cli.view_rows`'s.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
@@ -18,10 +19,12 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
 from lute_kernel.cli.view_rows import RowFilter, cell, detail_table, indexed, list_columns, parse_filter, row_key
 from lute_kernel.errors import InputError
+from lute_kernel.file_stamps import settled
 
 SHARED = ("gen_cfg", "exec_cfg")
 VIEW_LIMIT = 5_000
@@ -31,7 +34,15 @@ POLL_SECONDS = 1.0
 
 Snapshot = Dict[str, List[Dict[str, Any]]]
 
-__all__ = ["DbView", "load_snapshot"]
+__all__ = ["DbView", "is_racy", "load_snapshot"]
+
+
+def is_racy(signature: Optional[Tuple[Tuple[int, int], ...]], taken_ns: int) -> bool:
+    """Whether a read made when ``signature`` was taken (at ``taken_ns``) may miss a later commit.
+
+    A checkpoint rewrites pages in place, so the size alone does not move (`lute_kernel.file_stamps`).
+    """
+    return signature is not None and not settled((mtime or None for _, mtime in signature), taken_ns)
 
 
 def load_snapshot(work_dir: Path) -> Snapshot:
@@ -85,9 +96,13 @@ class DbView(App[None]):
         self._shown: Dict[str, Dict[str, Dict[str, Any]]] = {}
 
     def _current_signature(self) -> Optional[Tuple[Tuple[int, int], ...]]:
+        """The files' signature, noting whether a read now could miss a commit that leaves it unchanged."""
         from lute_kernel.db import change_signature
 
-        return change_signature(self.work_dir)
+        taken = time.time_ns()
+        signature = change_signature(self.work_dir)
+        self._racy = is_racy(signature, taken)
+        return signature
 
     def _tables(self) -> List[str]:
         return [*(t for t in self.snapshot if t not in SHARED), *SHARED]
@@ -144,6 +159,14 @@ class DbView(App[None]):
 
     async def reload(self) -> None:
         """Read the database again and redraw (new Task tables get a tab)."""
+        try:
+            await self._reload()
+        except NoMatches:
+            if self.is_running:
+                raise
+            # The viewer is closing (q) while a refresh was under way: its widgets are gone, nothing to draw.
+
+    async def _reload(self) -> None:
         self.snapshot = load_snapshot(self.work_dir)
         self.reloads += 1
         tabs = self.query_one("#tabs", TabbedContent)
@@ -162,9 +185,12 @@ class DbView(App[None]):
         self._show_detail(table, self._cursor_key(table))
 
     async def check_for_changes(self) -> None:
-        """Reload when the files' size or time changed (a writer committed)."""
+        """Reload when the files' size or time changed (a writer committed), or the last read was racy."""
+        if not self.is_running:
+            return
+        racy = self._racy
         signature = self._current_signature()
-        if signature != self._signature:
+        if signature != self._signature or racy:
             self._signature = signature
             await self.reload()
 

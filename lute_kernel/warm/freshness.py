@@ -10,6 +10,13 @@ import os
 import sys
 from typing import Dict, Optional
 
+from lute_kernel.file_stamps import settled
+
+UNTRUSTED = -2
+"""The time kept for a file written so recently that it may change again without its time moving
+(`lute_kernel.file_stamps`): it never matches, so the first command runs cold and a fresh server
+takes the fingerprint again."""
+
 
 def fingerprint() -> Dict[str, int]:
     """Return the modification time of every file this process imported."""
@@ -18,9 +25,11 @@ def fingerprint() -> Dict[str, int]:
         path = getattr(module, "__file__", None)
         if isinstance(path, str):
             try:
-                out[path] = os.stat(path).st_mtime_ns
+                mtime = os.stat(path).st_mtime_ns
             except OSError:
                 out[path] = -1
+                continue
+            out[path] = mtime if settled((mtime,)) else UNTRUSTED
     return out
 
 
@@ -36,4 +45,4 @@ def changed(snapshot: Dict[str, int]) -> Optional[str]:
     return None
 
 
-__all__ = ["changed", "fingerprint"]
+__all__ = ["UNTRUSTED", "changed", "fingerprint"]

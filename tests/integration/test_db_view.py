@@ -24,8 +24,9 @@ from e2e import isolated_env, rows
 from rich.console import Console
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
-from lute_kernel.cli.view import DbView
+from lute_kernel.cli.view import DbView, is_racy
 from lute_kernel.db import RunRecord, begin_run
+from lute_kernel.file_stamps import RACY_NS
 
 pytestmark = [pytest.mark.integration]
 
@@ -146,12 +147,73 @@ def test_a_run_next_door_shows_up(
         while not app.query("#table-TestSocket"):  # the viewer stats the files every 50 ms
             assert time.monotonic() < deadline, "the new Task table never appeared"
             await pilot.pause(0.05)
-        await pilot.pause()
         table = app.query_one("#table-TestSocket", DataTable)
-        assert table.row_count == 1 and table.get_row_at(0)[2].plain == "COMPLETED"
+        # The tab may first have shown the RUNNING row (read while the run ran): the commit that
+        # completed it shows up within a few polls.
+        while (table.row_count, table.get_row_at(0)[2].plain if table.row_count else None) != (1, "COMPLETED"):
+            assert time.monotonic() < deadline, f"the run never showed COMPLETED: {table.get_row_at(0)}"
+            await pilot.pause(0.05)
         assert app.reloads >= 1
 
     run_pilot(real_db, body, poll_seconds=0.05)
+
+
+class FrozenClock:
+    """Stands in for the viewer's ``time`` module: a wall clock the test moves by hand."""
+
+    def __init__(self, now_ns: int) -> None:
+        self.now_ns = now_ns
+
+    def time_ns(self) -> int:
+        return self.now_ns
+
+
+def test_a_commit_that_leaves_the_files_signature_as_it_was_still_shows(
+    real_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """File times move in clock ticks and a checkpoint rewrites pages in place: two commits can leave
+    the same size and time. A read made while the files were that fresh is repeated once they are quiet."""
+    import sqlite3
+
+    import lute_kernel.cli.view as view
+    import lute_kernel.db as db
+
+    written_ns = time.time_ns()
+    frozen = ((4096, written_ns), (0, 0))  # what stat says whatever is committed
+    monkeypatch.setattr(db, "change_signature", lambda work_dir: frozen)
+    clock = FrozenClock(written_ns + RACY_NS // 10)
+    monkeypatch.setattr(view, "time", clock)
+
+    def set_status(status: str) -> None:
+        with sqlite3.connect(real_db / "lute.db") as con:
+            con.execute('UPDATE Test SET "result.task_status" = ? WHERE id = 2', (status,))
+
+    def shown(app: DbView) -> str:
+        table = app.query_one("#table-Test", DataTable)
+        return str(table.get_row_at(table.get_row_index("2"))[2].plain)
+
+    async def body(app: DbView, pilot: Any) -> None:
+        assert shown(app) == "FAILED"
+        set_status("COMPLETED")
+        await app.check_for_changes()  # the first read was racy: read again
+        assert shown(app) == "COMPLETED"
+        clock.now_ns = written_ns + 2 * RACY_NS
+        set_status("FAILED")
+        await app.check_for_changes()  # the read before was racy too: once more, now a settled one
+        assert shown(app) == "FAILED"
+        reloads = app.reloads
+        await app.check_for_changes()  # settled and unchanged: nothing is read
+        assert app.reloads == reloads
+
+    run_pilot(real_db, body, poll_seconds=0)
+
+
+@pytest.mark.parametrize("age_ns", [0, 1, RACY_NS - 1, RACY_NS, RACY_NS + 1, 10**12])
+def test_a_read_is_racy_only_while_a_file_is_fresh(age_ns: int) -> None:
+    now = 10**18
+    assert is_racy(((1, now - age_ns), (0, 0)), now) == (age_ns < RACY_NS)
+    assert is_racy(((1, now - 10**12), (7, now - age_ns)), now) == (age_ns < RACY_NS)
+    assert not is_racy(None, now)
 
 
 def test_a_writer_never_waits_for_the_viewer(real_db: Path) -> None:
@@ -242,3 +304,14 @@ body {{ margin: 0; background: #1e1e1e; color: {foreground}; }}
 pre {{ margin: 8px; font: 13px/1.2 "DejaVu Sans Mono", monospace; }}
 pre span {{ display: inline-block; }}
 </style></head><body><pre><code>{code}</code></pre></body></html>"""
+
+
+def test_a_refresh_under_way_when_the_viewer_closes_ends_quietly(real_db: Path) -> None:
+    async def main() -> None:
+        app = DbView(real_db, poll_seconds=0)
+        async with app.run_test(size=(180, 45)) as pilot:
+            await pilot.pause()
+        await app.check_for_changes()  # closed: a poll that fires now does nothing
+        await app.reload()  # a refresh that was under way finds no widgets: it ends, no traceback
+
+    asyncio.run(main())

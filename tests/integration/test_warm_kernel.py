@@ -24,6 +24,8 @@ import pytest
 from conftest import REPO
 from e2e import assert_no_leftovers, isolated_env, rows, wait_gone
 
+pytestmark = [pytest.mark.integration]
+
 SCRIPT = Path(sys.executable).with_name("lute-kernel")
 HEADER = '{"title": "warm", "experiment": "xpptut15", "run": 7, "date": "2026/12/01", "lute_version": 0.1, '
 
@@ -236,7 +238,7 @@ def test_a_server_whose_code_changed_runs_the_command_cold_and_replaces_itself(
     pid = _start(envs["server"])
     try:
         stat = probe.stat()
-        os.utime(probe, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        os.utime(probe, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**10))  # changed, and settled
         done = _lute("run", "Test", "-c", str(_config(tmp_path / "work")), env=envs["command"])
         assert done.returncode == 0, done.stdout + done.stderr
         assert [r["valid_flag"] for r in rows(tmp_path / "work", "Test")] == [1]

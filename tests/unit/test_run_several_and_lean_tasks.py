@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Dict, List
 
 import pytest
@@ -107,7 +108,14 @@ def test_the_listing_cache_follows_the_recipes_the_site_and_the_environment(
     recipe = recipes / "lab.def.j2"
     recipe.write_text("{#- lute-image\ndescription: a lab image\n-#}\nBootstrap: localimage\nFrom: x.sif\n")
     monkeypatch.setenv("LUTE_RECIPES_DIR", str(recipes))
-    assert task_list.recipe_facts(None) == (("lab",), {})
+    written = recipe.stat().st_mtime_ns
+    with monkeypatch.context() as clock:  # the listing runs within the tick the recipe was written in
+        clock.setattr(task_list, "time", SimpleNamespace(time_ns=lambda: written + 1))
+        assert task_list.recipe_facts(None) == (("lab",), {})
+    assert not task_list._cache_path().exists()  # a file written this tick may change unseen: not cached
+    for path in (recipe, recipes):
+        os.utime(path, ns=(written - 10**9, written - 10**9))  # quiet for a second
+    assert task_list.recipe_facts(None) == (("lab",), {})  # now cached
     assert task_list._cache_path().is_file()
 
     recipe.write_text(

@@ -77,6 +77,13 @@ def _write_task(folder: Path, module: str, name: str, alias: str = "") -> Path:
     return path
 
 
+def _age(path: Path) -> Path:
+    """Make a module look written 10 s ago: only files quiet for a while are cached (`lute_kernel.file_stamps`)."""
+    quiet = path.stat().st_mtime_ns - 10**10
+    os.utime(path, ns=(quiet, quiet))
+    return path
+
+
 def test_a_new_an_edited_and_a_removed_module_are_noticed(tmp_path: Path) -> None:
     folder = tmp_path / "my_tasks"
     folder.mkdir()
@@ -118,7 +125,7 @@ def test_a_warm_process_reads_the_cache_file_once_until_another_process_replaces
 ) -> None:
     folder = tmp_path / "warm"
     folder.mkdir()
-    _write_task(folder, "one", "FirstTask")
+    _age(_write_task(folder, "one", "FirstTask"))
     build_index([folder])  # parses the module and writes the cache
     reads: list = []
     real_loads = task_index.json.loads
@@ -141,7 +148,7 @@ def test_entries_of_files_that_are_gone_leave_the_cache_when_it_is_written(tmp_p
     old, new = tmp_path / "old_checkout", tmp_path / "new_checkout"
     for folder in (old, new):
         folder.mkdir()
-        _write_task(folder, "one", f"{folder.name.title().replace('_', '')}Task")
+        _age(_write_task(folder, "one", f"{folder.name.title().replace('_', '')}Task"))
     build_index([old])
     cache_file = tmp_path / "cache" / "lute-kernel" / "task-index.json"
     assert str(old / "one.py") in task_index.json.loads(cache_file.read_text())["files"]
