@@ -95,7 +95,7 @@ def _run_flow(prepared: Any, hooks: Any) -> int:
     from flows.local_hooks import install
     from lute_kernel.cli.flow_display import FlowDisplay
 
-    with PrefectSettings(prepared.site):
+    with PrefectSettings(prepared.site, foreground=True):
         import logging
 
         from flows.lute_dag import lute_dag

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Dict, Optional
 
 import typer
 
@@ -61,15 +61,25 @@ class RunLogFilter:
 class PrefectSettings:
     """The Prefect API URL to use: $PREFECT_API_URL, else the site's, else Prefect's own (or a temporary server).
 
-    A URL that does not answer is bad input (exit 2) before any step starts.
+    A URL that does not answer is bad input (exit 2) before any step starts. ``foreground``: the flow
+    runs in this process (``flow run``), which reports its own end, so it sends no heartbeats unless
+    $PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them: Prefect's heartbeat thread wakes once a second
+    and its run waits for it at the end (0.5 s per flow run on average, up to 1 s). A deployment's run,
+    started by a worker, keeps Prefect's heartbeats (they let an automation mark a vanished run Crashed).
     """
 
-    def __init__(self, site: Any) -> None:
+    def __init__(self, site: Any, *, foreground: bool = False) -> None:
         self.site = site
+        self.foreground = foreground
         self._context: Any = None
 
     def __enter__(self) -> None:
-        from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            get_current_settings,
+            temporary_settings,
+        )
 
         from flows.deployments import api_problem
 
@@ -90,7 +100,11 @@ class PrefectSettings:
             typer.echo(
                 "flow: no Prefect server configured (PREFECT_API_URL): starting Prefect's temporary one", err=True
             )
-        self._context = temporary_settings(updates={PREFECT_API_URL: url}) if url else None
+        updates: Dict[Any, Any] = {PREFECT_API_URL: url} if url else {}
+        asked = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")  # the second: its old name
+        if self.foreground and not any(os.environ.get(name) for name in asked):
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        self._context = temporary_settings(updates=updates) if updates else None
         if self._context is not None:
             self._context.__enter__()
 
