@@ -81,13 +81,18 @@ sys.path.insert(0, str(Path(__file__).parent / "integration"))  # e2e helpers, s
 import figures  # noqa: E402  (tests/reliability/figures.py)
 
 RELIABILITY_DIR = Path(__file__).resolve().parent / "reliability"
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
-    """Every test under tests/reliability carries the ``reliability`` marker (``just reliability``)."""
+    """Every test under tests/reliability carries the ``reliability`` marker (``just reliability``), and
+    every test under tests/integration the ``integration`` one (``just test-unit`` leaves them out)."""
     for item in items:
-        if RELIABILITY_DIR in Path(str(item.fspath)).resolve().parents:
+        parents = Path(str(item.fspath)).resolve().parents
+        if RELIABILITY_DIR in parents:
             item.add_marker(pytest.mark.reliability)
+        if INTEGRATION_DIR in parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
