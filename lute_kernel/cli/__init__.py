@@ -39,6 +39,10 @@ def main() -> NoReturn:
     code = _warm_code()
     if code is None:
         code = command_code()
+    else:  # the warm kernel's child ran it: this small interpreter's teardown is all that is left (~9 ms)
+        from lute_kernel.cli.quick_exit import end_command
+
+        end_command(sys.argv[1:], code)
     sys.exit(code)
 
 

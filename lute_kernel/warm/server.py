@@ -55,6 +55,7 @@ PRELOAD = (
     "lute_kernel.summaries",
     "lute_kernel.cli.app",  # validate, explain, rerun: the typer app
     "importlib.resources.readers",  # what finding the packaged site profiles imports on first use
+    "importlib.readers",  # and what that imports in turn
 )
 """What a ``run`` imports on its way (measured: every kernel module of a local and an apptainer run), and the typer
 app of the other commands a warm kernel serves (``lute_kernel.cli.WARM_COMMANDS``)."""
@@ -93,6 +94,32 @@ def preload() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    warm_caches()
+
+
+def warm_caches() -> None:
+    """Fill the caches a command's first validation fills, where their keys make them right for any command.
+
+    The task index file as last read (kept with the file's stamp: a command whose cache is another
+    file, or a newer one, reads its own), the Task entry points (keyed by the ``sys.path`` folders'
+    times, and ``sys.path`` is part of the server's key) and the env-allowlist matchers of this
+    environment's site profile (keyed by their patterns). ~10 ms of each command's validation;
+    nothing here reads the command's environment, so a command never sees the server's. Warming is
+    best effort: whatever fails is left to the command.
+    """
+    try:
+        from lute_kernel.registry import ENTRY_POINT_GROUP
+        from lute_kernel.runtimes.apptainer import SPAWN_ENV_ALLOWLIST
+        from lute_kernel.runtimes.base import allowed_env
+        from lute_kernel.sites import load_site
+        from lute_kernel.task_index import cached_entry_points
+
+        cached_entry_points(ENTRY_POINT_GROUP)
+        site = load_site(None)
+        for patterns in (site.env_allowlist, SPAWN_ENV_ALLOWLIST, site.apptainer.gpu_env):
+            allowed_env({}, patterns)
+    except Exception:  # an optimisation: the command does it itself
+        pass
 
 
 def serve(

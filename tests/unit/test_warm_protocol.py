@@ -196,3 +196,29 @@ def test_the_auto_started_server_is_this_invocation_s_own() -> None:
         "--detach",
     ]
     assert serve_command(["python3", "-c", "code"], ["-c", "run"]) is None
+
+
+def test_the_server_warms_the_caches_a_first_validation_fills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lute_kernel.task_index as task_index
+    from lute_kernel.runtimes.apptainer import SPAWN_ENV_ALLOWLIST
+    from lute_kernel.runtimes.base import _matcher
+    from lute_kernel.warm.server import warm_caches
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    task_index.cached_entry_points("lute_kernel.tasks")  # the file exists (a command ran before)
+    monkeypatch.setattr(task_index, "_read", {})
+    _matcher.cache_clear()
+    warm_caches()
+    assert str(tmp_path / "lute-kernel" / "task-index.json") in task_index._read  # read once, here
+    assert _matcher.cache_info().currsize >= 2 and _matcher(tuple(SPAWN_ENV_ALLOWLIST))
+
+
+def test_warming_the_caches_never_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lute_kernel.sites as sites
+    from lute_kernel.warm.server import warm_caches
+
+    def broken(site: object) -> object:
+        raise RuntimeError("a site profile that does not load")
+
+    monkeypatch.setattr(sites, "load_site", broken)
+    warm_caches()  # the command loads (and reports) its site itself
