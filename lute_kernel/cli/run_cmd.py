@@ -65,9 +65,6 @@ def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile:
     # yet, so preparing is simply not continued), instead of a traceback from wherever it landed.
     previous = {s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in FORWARDED_SIGNALS}
     try:
-        from lute_kernel.pydantic_plugins import skip_search_when_none_installed
-
-        skip_search_when_none_installed()
         from lute_kernel.api import done_row, prepare, run_prepared
 
         try:
