@@ -55,6 +55,8 @@ def catalogue(folders: Iterable[Path], load: Any) -> Tuple[List[TaskFacts], List
         if resolved in seen:
             continue
         seen.add(resolved)
+        helpers_at = time.time_ns()
+        helpers = _helpers_stamp(resolved)  # once per folder: every module of it shares the helpers
         for path in sorted(resolved.glob("*.py")):
             if path.name.startswith("_"):
                 continue
@@ -63,7 +65,6 @@ def catalogue(folders: Iterable[Path], load: Any) -> Tuple[List[TaskFacts], List
                 stat = path.stat()
             except OSError:
                 continue
-            helpers = _helpers_stamp(resolved)
             key, stamp = f"catalogue:{path}", [stat.st_size, stat.st_mtime_ns, helpers]
             cached = cache.files.get(key)
             if isinstance(cached, dict) and cached.get("stamp") == stamp:
@@ -73,7 +74,8 @@ def catalogue(folders: Iterable[Path], load: Any) -> Tuple[List[TaskFacts], List
                 if isinstance(found, str):
                     failures.append((str(path), found))
                     continue
-                if settled((stat.st_mtime_ns, helpers[1]), stamped_at):  # else: loaded again next time (`file_stamps`)
+                # A file written within this tick may change again unseen (`file_stamps`): loaded next time too.
+                if settled((stat.st_mtime_ns,), stamped_at) and settled((helpers[1],), helpers_at):
                     cache.files[key] = {"stamp": stamp, "tasks": found}
                     cache.changed = True
             facts.extend(TaskFacts.from_dict(entry) for entry in found)

@@ -167,9 +167,8 @@ class _Cache:
             classes: Optional[List[ClassFacts]] = classes_in_source(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
             classes = None
-        if settled(
-            (stat.st_mtime_ns,), stamped_at
-        ):  # a file written this tick may change again unseen: parse it next time too
+        # A file written within this tick may change again unseen (`lute_kernel.file_stamps`): parsed next time too.
+        if settled((stat.st_mtime_ns,), stamped_at):
             self.files[key] = {
                 "stamp": stamp,
                 "broken": classes is None,
@@ -275,13 +274,11 @@ def cached_entry_points(group: str) -> List[Tuple[str, str]]:
     """Return ``(name, value)`` of the group's entry points, cached until a ``sys.path`` folder changes."""
     stamped_at = time.time_ns()
     stamps: List[List[Any]] = []
-    mtimes: List[Optional[int]] = []
     for entry in sys.path:
         try:
-            mtimes.append(os.stat(entry or ".").st_mtime_ns)
+            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
-            mtimes.append(None)
-        stamps.append([entry, mtimes[-1]])
+            stamps.append([entry, None])
     cache = _Cache()
     cached = cache.entry_points.get(group)
     if isinstance(cached, dict) and cached.get("stamps") == stamps:
@@ -292,7 +289,7 @@ def cached_entry_points(group: str) -> List[Tuple[str, str]]:
     # Python 3.9 gives a dict of group -> entry points; later ones a selectable collection.
     selected = list(found.select(group=group)) if hasattr(found, "select") else list(found.get(group, []))
     entries = [(e.name, e.value) for e in selected]
-    if settled(mtimes, stamped_at):
+    if settled((mtime for _, mtime in stamps), stamped_at):
         cache.entry_points[group] = {"stamps": stamps, "entries": [list(e) for e in entries]}
         cache.changed = True
         cache.save()
