@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 import types
 
@@ -142,6 +141,8 @@ def _interrupted_while_exiting(signum: int, frame: Any) -> None:
 
 
 def _set_sigint(handler: Any) -> None:
+    import signal  # here, not at the top: a warm command's own process never needs its enums
+
     try:
         signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread (main() called from a test runner's thread)

@@ -12,15 +12,16 @@ and closed to everyone else before a socket in it is trusted. Stdlib only; must 
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import stat
 import sys
 import zlib
 
+from lute_kernel.warm.wire import encode
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _socket import socket
     from typing import Mapping, Optional
 
 WARM_ENV = "LUTE_WARM"
@@ -71,7 +72,7 @@ def server_key(env: Optional[Mapping[str, str]] = None) -> str:
         "start_env": sorted((k, v) for k, v in env.items() if k.startswith(_STARTUP_ENV)),
         "slurm_job": env.get("SLURM_JOB_ID", ""),
     }
-    text = json.dumps(identity, sort_keys=True).encode()
+    text = encode(dict(sorted(identity.items())))
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"  # a name, not a secret: cheap to import
 
 
@@ -119,7 +120,7 @@ MAX_SUN_PATH = 107
 """Longest unix socket path (``sun_path`` holds 108 bytes with the terminating NUL)."""
 
 
-def bind_or_connect(sock: socket.socket, path: str, bind: bool = False) -> None:
+def bind_or_connect(sock: socket, path: str, bind: bool = False) -> None:
     """Connect ``sock`` to (or bind it at) ``path``, also when the path is over the unix limit.
 
     A long ``$TMPDIR`` or ``$XDG_RUNTIME_DIR`` must not turn the warm kernel off: a path over

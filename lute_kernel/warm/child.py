@@ -54,6 +54,29 @@ def become(request: RunRequest, fds: List[int]) -> None:
         started_at(request.process_start)
 
 
+def say_exit_code_on(fd: int) -> None:
+    """Have this process write its exit code to ``fd`` (the server's pipe) just before it ends.
+
+    The last thing before ``os._exit``, after the output is flushed: the server then ends the
+    command without waiting for this process's own exit. The descriptor is close-on-exec (no
+    container or program this child starts holds it) and only this process speaks on it (a forked
+    worker closes it, and would not speak if it had it).
+    """
+    from lute_kernel.cli import quick_exit
+
+    speaker = os.getpid()
+
+    def say(code: int) -> None:
+        if os.getpid() != speaker:
+            return
+        try:
+            os.write(fd, b"%d" % (code & 0xFF))
+        except OSError:
+            pass  # the server went away: nobody is listening for the word
+
+    quick_exit.last_words = say
+
+
 def run_command() -> NoReturn:
     """Run the CLI for ``sys.argv`` as a cold ``lute-kernel`` would, then end this process with its code."""
     code = 1
@@ -68,6 +91,10 @@ def run_command() -> NoReturn:
                 stream.flush()
             except (OSError, ValueError):
                 pass
+        from lute_kernel.cli import quick_exit
+
+        if quick_exit.last_words is not None:
+            quick_exit.last_words(code)
         os._exit(code)
 
 
@@ -117,4 +144,4 @@ def _text(fd: int, mode: str, setup: StreamSetup) -> io.TextIOWrapper:
         return io.TextIOWrapper(buffered, encoding="utf-8", errors=setup.errors if mode == "r" else "backslashreplace")
 
 
-__all__ = ["become", "run_command"]
+__all__ = ["become", "run_command", "say_exit_code_on"]

@@ -7,14 +7,15 @@ a standard stream that is closed. Once the server has started the child, this pr
 each SIGINT/SIGTERM/SIGHUP/SIGQUIT it receives is passed to the child (which handles it exactly
 as a cold ``run`` would), and if this process dies the server hangs the child up (SIGHUP: the run
 is cancelled and recorded). Stdlib only, and cheap when no server runs (one failed ``connect``).
+Until its request is sent it uses C modules only (``_socket``, ``_signal``, ``_json``; see
+:mod:`lute_kernel.warm.wire`): what else it needs is imported while the server forks the child.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import select
-import signal
-import socket
+import struct
 import sys
 
 from lute_kernel.warm import wire as protocol
@@ -22,19 +23,31 @@ from lute_kernel.warm.address import UnsafeDirectory, address, bind_or_connect, 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any, Dict, List, Optional, Sequence
+
+_signal: Any = protocol._signal
 
 _LIMITS = ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_STACK")
 
 
 def connect() -> Optional[socket.socket]:
     """Return a connection to this process's warm kernel, or None when there is none to trust."""
+    raw = _connect()
+    if raw is None:
+        return None
+    import socket
+
+    return socket.socket(fileno=raw.detach())
+
+
+def _connect() -> Optional[_socket.socket]:
     where = address()
     try:
         check_private(where.directory)
     except (OSError, UnsafeDirectory):
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     try:
         bind_or_connect(sock, where.socket)
         if peer_uid(sock) != os.getuid():
@@ -45,47 +58,56 @@ def connect() -> Optional[socket.socket]:
     return sock
 
 
-def peer_uid(sock: socket.socket) -> int:
+def peer_uid(sock: _socket.socket) -> int:
     """Return the uid of the process at the other end of a unix socket (SO_PEERCRED)."""
-    import struct
-
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
+
+
+def _send_with_fds(sock: _socket.socket, data: bytes, fds: List[int]) -> None:
+    """``socket.send_fds``: one packet carrying ``fds`` (SCM_RIGHTS)."""
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
 
 
 def run_warm(argv: Sequence[str]) -> Optional[int]:
     """Run the command ``argv`` (with its program name) in a warm kernel; None: run it cold."""
     if warm_disabled():
         return None
-    sock = connect()
+    sock = _connect()
     if sock is None:
         return None
-    with sock:
+    try:
         try:
             cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             return None  # a cold run reports the missing working directory itself
         forwarder = _Forwarder(sock)  # from before the request: a Ctrl-C at any moment reaches the run
         try:
-            socket.send_fds(sock, [protocol.encode(_run_message(argv))], [0, 1, 2, cwd])
+            _send_with_fds(sock, protocol.encode(_run_message(argv)), [0, 1, 2, cwd])
+            import json  # noqa: F401  (for the replies: imported while the server forks the child)
+
             reply = protocol.decode_reply(sock.recv(protocol.MAX_PACKET))
-        except (OSError, protocol.ProtocolError):
+        except (OSError, ValueError, TypeError, protocol.ProtocolError):
             reply = {"op": "lost"}  # e.g. a closed stdin/stdout (EBADF), or a server that went away
         finally:
             os.close(cwd)
         if reply["op"] != "started":  # stale, refused or lost: the cold path is the same command
             forwarder.give_back()
             return None
+        import lute_kernel.cli.quick_exit  # noqa: F401  (what ending this process takes, imported while the child runs)
+
         return _wait(sock, int(reply.get("pid", 0)))
+    finally:
+        sock.close()
 
 
 class _Forwarder:
     """Passes each forwarded signal to the server (for the child), remembering them in case we run cold."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.received: List[int] = []
-        self.previous = {signum: signal.signal(signum, self._forward) for signum in protocol.FORWARDED}
+        self.previous = {signum: _signal.signal(signum, self._forward) for signum in protocol.FORWARDED}
 
     def _forward(self, signum: int, _frame: Any) -> None:
         self.received.append(signum)
@@ -97,9 +119,9 @@ class _Forwarder:
     def give_back(self) -> None:
         """Restore the handlers; deliver again what arrived meanwhile (the cold path sees it as it would have)."""
         for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+            _signal.signal(signum, handler)
         for number in self.received:
-            signal.raise_signal(number)
+            _signal.raise_signal(number)
 
 
 def _run_message(argv: Sequence[str]) -> Dict[str, Any]:
@@ -138,7 +160,7 @@ def _limits() -> Dict[str, List[int]]:
     return out
 
 
-def _wait(sock: socket.socket, pid: int) -> int:
+def _wait(sock: _socket.socket, pid: int) -> int:
     """Wait (signals go on being forwarded) until the server reports the child's exit code; return it."""
     while True:
         try:
@@ -163,6 +185,8 @@ def _server_lost(pid: int) -> int:
     except OSError:
         pidfd = -1
     if pidfd >= 0:
+        import select
+
         try:
             select.select([pidfd], [], [])
         finally:

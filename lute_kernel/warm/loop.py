@@ -2,9 +2,13 @@
 
 Owns the connections and the children of one server (:mod:`lute_kernel.warm.server` sets it up).
 Single-threaded: one ``poll`` over the listening socket, each command's connection, each child's
-pidfd and a signal wakeup pipe. Only the same user may connect (``SO_PEERCRED``); a bad packet is
-answered ``refused``; a command that goes away has its child hung up (SIGHUP); a change to a file
-the server imported is answered ``stale`` and the server stops, starting its replacement.
+pidfd and exit-code pipe, and a signal wakeup pipe. Only the same user may connect
+(``SO_PEERCRED``); a bad packet is answered ``refused``; a command that goes away has its child
+hung up (SIGHUP); a change to a file the server imported is answered ``stale`` and the server
+stops, starting its replacement. A command ends once its child has said its exit code (output
+flushed, run recorded, processes reaped: the last thing before ``os._exit``); the exit of a process
+forked from the server (~5 ms of unmapping its copy of the server) is not waited for, and the child
+is reaped when it is gone.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Loop:
         self.snapshot = snapshot
         self.connections: Dict[int, _Connection] = {}  # fd -> connection
         self.children: Dict[int, tuple[int, Optional[_Connection]]] = {}  # pidfd -> (pid, its command)
+        self.last_words: Dict[int, int] = {}  # read end of a child's exit-code pipe -> its pidfd
         self.poller = select.poll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.stopping = False
@@ -99,6 +104,8 @@ class Loop:
             self.stop_accepting()  # SIGTERM, SIGINT or SIGHUP
         elif fd in self.children:
             self._reap(fd)
+        elif fd in self.last_words:
+            self._hear_exit_code(fd)
         elif fd in self.connections:
             self._receive(self.connections[fd])
 
@@ -169,14 +176,19 @@ class Loop:
             return
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        words_r, words_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child, tested end to end
-            self._be_child(request, fds)
+            os.close(words_r)
+            self._be_child(request, fds, words_w)
+        os.close(words_w)
         self.state.served += 1
         conn.pid = pid
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, conn)
         self.poller.register(pidfd, select.POLLIN)
+        self.last_words[words_r] = pidfd
+        self.poller.register(words_r, select.POLLIN)
         self._reply(conn, {"op": "started", "pid": pid})
         for signum in conn.pending:
             _signal(pid, signum)
@@ -200,25 +212,48 @@ class Loop:
         self.children[pidfd] = (proc.pid, None)  # reaped like a child: it exits once the new server serves
         self.poller.register(pidfd, select.POLLIN)
 
-    def _be_child(self, request: protocol.RunRequest, fds: List[int]) -> None:  # pragma: no cover - the child
-        try:
+    def _be_child(self, request: protocol.RunRequest, fds: List[int], last_words: int) -> None:  # pragma: no cover
+        try:  # (the child, tested end to end)
             os.setpgid(0, 0)  # a Ctrl-C in the server's terminal is not the command's
-            for fd in [*self.connections, *self.children, self.wake_r, self.wake_w, self.lock]:
+            for fd in [*self.connections, *self.children, *self.last_words, self.wake_r, self.wake_w, self.lock]:
                 if fd >= 0:
                     os.close(fd)
             if self.listener is not None:
                 self.listener.close()
-            from lute_kernel.warm.child import become, run_command
+            from lute_kernel.warm.child import become, run_command, say_exit_code_on
 
             become(request, fds)
+            say_exit_code_on(last_words)
         except BaseException:
             os._exit(70)
         run_command()
+
+    def _hear_exit_code(self, words_r: int) -> None:
+        """A child said its exit code (or closed the pipe without one): its command may end now."""
+        pidfd = self.last_words.pop(words_r)
+        self.poller.unregister(words_r)
+        try:
+            data = os.read(words_r, 16)
+        except OSError:
+            data = b""
+        os.close(words_r)
+        text = data.decode("ascii", "replace").strip()
+        if not text.isdigit() or pidfd not in self.children:
+            return  # no word: the child is reaped (and its code reported) when it is gone
+        pid, conn = self.children[pidfd]
+        if conn is not None and conn.sock.fileno() in self.connections:
+            self._reply(conn, {"op": "exit", "code": int(text) & 0xFF})
+            self._close(conn)
+        self.children[pidfd] = (pid, None)
 
     def _reap(self, pidfd: int) -> None:
         pid, conn = self.children.pop(pidfd)
         self.poller.unregister(pidfd)
         os.close(pidfd)
+        for words_r in [r for r, owner in self.last_words.items() if owner == pidfd]:
+            del self.last_words[words_r]  # it ended without a word (killed, or failed to start)
+            self.poller.unregister(words_r)
+            os.close(words_r)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:

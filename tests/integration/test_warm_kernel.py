@@ -188,6 +188,40 @@ def test_a_command_killed_mid_run_cancels_its_run(warm: Dict[str, str], tmp_path
     assert_no_leftovers(Path(warm["TMPDIR"]))
 
 
+def test_a_child_that_ends_without_saying_its_code_is_reported_as_a_shell_would(
+    warm: Dict[str, str], tmp_path: Path
+) -> None:
+    """The server ends a command on its child's last word; a child killed outright says none: its status counts."""
+    server = int(_status(warm)["pid"])  # type: ignore[call-overload]
+    proc = _start_run(tmp_path / "work", warm, output=subprocess.DEVNULL)
+    try:
+        _wait_for_running_row(tmp_path / "work")
+        (child,) = [pid for pid in _children(server)]
+        os.kill(child, signal.SIGKILL)
+        assert proc.wait(timeout=60) == 128 + signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _status(warm)["serving"] is True
+    again = _lute("run", "Test", "-c", str(_config(tmp_path / "again")), env=warm)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _served(warm) == 2
+
+
+def _children(pid: int) -> List[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def test_lute_warm_auto_starts_a_server_for_the_next_commands(cli_env: Dict[str, str], tmp_path: Path) -> None:
     env = _envs(cli_env, tmp_path)["command"]
     env["LUTE_WARM"] = "auto"

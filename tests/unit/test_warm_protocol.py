@@ -59,6 +59,41 @@ def test_any_packet_is_a_request_or_a_protocol_error(packet: bytes) -> None:
     assert isinstance(request, (protocol.RunRequest, protocol.SignalRequest, protocol.SimpleRequest))
 
 
+FINITE_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.tuples(inner, inner) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(FINITE_JSON)
+def test_a_packet_is_what_json_dumps_writes(value: object) -> None:
+    """The command encodes without importing json (its start-up): the bytes are json's, surrogates and all."""
+    assert protocol.encode(value) == json.dumps(value, separators=(",", ":")).encode()  # type: ignore[arg-type]
+    assert json.loads(protocol.encode(value)) == json.loads(json.dumps(value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {"x": [float("-inf")]}])
+def test_nan_and_infinity_are_not_packets(value: object) -> None:
+    with pytest.raises(ValueError):
+        protocol.encode({"v": value})
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {"a": {1, 2}}, {"a": b"bytes"}, {"a": object()}])
+def test_what_json_cannot_hold_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError):
+        protocol.encode(value)  # type: ignore[arg-type]
+
+
+def test_an_environment_with_undecodable_bytes_travels_back_to_the_same_bytes() -> None:
+    raw = os.fsdecode(b"caf\xe9-\xff")  # what os.environ holds for bytes that are not UTF-8 (surrogateescape)
+    packet = protocol.encode({"env": {"X": raw}})
+    assert os.fsencode(json.loads(packet)["env"]["X"]) == b"caf\xe9-\xff"
+
+
 def test_a_well_formed_run_request_decodes_typed() -> None:
     message = {
         "op": "run",
