@@ -284,18 +284,23 @@ class NodeServer:
 
 
 def run_lines(stream: IO[bytes], on_line: Callable[[Dict[str, Any]], None]) -> Optional[Dict[str, Any]]:
-    """Read a run's JSON lines to their end; hand each event on; return the final line (None: the kernel died)."""
-    final: Optional[Dict[str, Any]] = None
+    """Read a run's JSON lines; hand each event on; return the final line (None: the kernel died first).
+
+    The final line is the child's last act (its run recorded, its processes reaped): the step ends
+    there, not at the end of the stream, which comes only once the forked child has finished
+    exiting (~5 ms of unmapping its copy of the node server; the server reaps it).
+    """
     for raw in stream:
         try:
             data = json.loads(raw)
         except ValueError:
             continue
-        if data.get("kind") == "event":
-            on_line(data)
-        else:
-            final = data
-    return final
+        if not isinstance(data, dict):
+            continue
+        if data.get("kind") != "event":
+            return data
+        on_line(data)
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover - the exec'd server
