@@ -69,6 +69,7 @@ def execute(
         run.poller.register(wakeup.fd, zmq.POLLIN)
     try:
         run.admit_worker()  # the RUNNING row, written while the container starts
+        run.sweep_stale_run_dirs()
         while proc.poll() is None:
             now = time.monotonic()
             if run.kill_at is not None and now >= run.kill_at:

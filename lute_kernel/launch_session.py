@@ -58,7 +58,7 @@ class LaunchSession:
         self.state.worker = request is not None
         self.poller = zmq.Poller()
         root = Path(plan.run_dir).parent if plan.run_dir else (settings.run_root or Path(tempfile.gettempdir()))
-        clean_stale_run_dirs(root)
+        self.run_root = root
         # Planned (its path is in a container's bind argv) or made up here: private either way.
         path = Path(plan.run_dir) if plan.run_dir else root / run_dir_name()
         self.run_dir = make_run_dir(path)
@@ -72,6 +72,14 @@ class LaunchSession:
         """None until the admission step ran; then whether it succeeded (it runs once)."""
         self.kill_at: Optional[float] = None
         self.hello_deadline = time.monotonic() + settings.hello_timeout_s
+
+    def sweep_stale_run_dirs(self) -> None:
+        """Remove what dead kernels left in the run root: after the spawn, while the container starts.
+
+        (Listing a shared /tmp and checking each run directory's owner takes milliseconds; no name of
+        theirs can be this run's.)
+        """
+        clean_stale_run_dirs(self.run_root)
 
     @property
     def hello_seen(self) -> bool:
