@@ -93,7 +93,7 @@ def _submit(
         retries=prepared.retries(step.retries),
         retry_delay_seconds=prepared.retry_delay,
         retry_condition_fn=lambda _task, _run, _state: runtime.can_retry(step.id),
-        tags=[runtime.request(step.id).task, prepared.backend],
+        tags=[runtime.request(step.id).task, prepared.backend] if prepared.site.flows.tag_steps else [],
     )
     future = options.submit(key, step.id, step.label, runtime.request(step.id).task)
     future.add_done_callback(lambda _future: done.put(step.id))

@@ -200,3 +200,9 @@ class FlowSettings(BaseModel):
         gt=0,
         description="How often `flow trigger` reads the run's state and logs (and the cancel watch's fallback).",
     )
+    tag_steps: bool = Field(
+        False,
+        description="Tag each step's task run with its Task and backend, so Prefect's tag concurrency limits"
+        " apply to steps across flows. Off: a tagged task run asks the server for concurrency slots before"
+        " it starts (a round trip per step, seconds when the server is busy), and a step is found by its name.",
+    )
