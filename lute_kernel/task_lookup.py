@@ -8,7 +8,6 @@ from the per-module cached facts. Both give the answers (and conflicts) a full d
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
@@ -16,6 +15,7 @@ from lute_kernel.import_guard import import_timeout
 from lute_kernel.registry import (
     LoadFailure,
     Registry,
+    TaskEntryPoint,
     _Discovery,
     _entry_points,
     default_tasks_dirs,
@@ -83,7 +83,7 @@ def task_catalogue(tasks_dirs: Optional[Iterable[Path]] = None) -> Tuple[List[Ta
     failures: List[LoadFailure] = [LoadFailure("environment", problem)] if problem else []
     discovery = _Discovery(Registry(), timeout_s)
     folders: List[Path] = [Path(d) for d in (default_tasks_dirs() if tasks_dirs is None else tasks_dirs)]
-    plain: List[metadata.EntryPoint] = []
+    plain: List[TaskEntryPoint] = []
     for entry in _entry_points():
         located = discovery.entry_point_folders(entry)
         if located is None:
