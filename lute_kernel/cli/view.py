@@ -11,10 +11,12 @@ look like is `lute_kernel.cli.view_rows`'s.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, TypeVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -30,6 +32,42 @@ SHARED = ("gen_cfg", "exec_cfg")
 VIEW_LIMIT = 5_000
 """Newest rows shown per table."""
 POLL_SECONDS = 1.0
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def while_shown(handler: _Handler) -> _Handler:
+    """Run a handler of the viewer only while its widgets exist.
+
+    A message or timer still queued when the viewer closes (q, or the end of a test) is handled
+    after its widgets are gone: looking one up raises NoMatches, and there is nothing to draw, so
+    the handler ends quietly. While the tabs exist, a widget that is missing is a bug: it raises.
+    """
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def guarded_async(self: DbView, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await handler(self, *args, **kwargs)
+            except NoMatches:
+                if self.shown():
+                    raise
+                return None
+
+        return guarded_async  # type: ignore[return-value]
+
+    @functools.wraps(handler)
+    def guarded(self: DbView, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(self, *args, **kwargs)
+        except NoMatches:
+            if self.shown():
+                raise
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
 """How often the files are ``stat``ed to see whether a writer committed (nothing is opened)."""
 
 Snapshot = Dict[str, List[Dict[str, Any]]]
@@ -157,16 +195,16 @@ class DbView(App[None]):
         text = f"{tables} Task tables, {counts} runs{filtered} · read {moment} · read-only, refreshes on change"
         self.query_one("#status", Static).update(text)
 
+    def shown(self) -> bool:
+        """True while the viewer's widgets exist (from its start until it closes)."""
+        try:
+            return self.is_running and bool(self.query("#tabs"))
+        except Exception:  # no screen left at all: closed
+            return False
+
+    @while_shown
     async def reload(self) -> None:
         """Read the database again and redraw (new Task tables get a tab)."""
-        try:
-            await self._reload()
-        except NoMatches:
-            if self.is_running:
-                raise
-            # The viewer is closing (q) while a refresh was under way: its widgets are gone, nothing to draw.
-
-    async def _reload(self) -> None:
         self.snapshot = load_snapshot(self.work_dir)
         self.reloads += 1
         tabs = self.query_one("#tabs", TabbedContent)
@@ -184,9 +222,10 @@ class DbView(App[None]):
         table = self._active_table()
         self._show_detail(table, self._cursor_key(table))
 
+    @while_shown
     async def check_for_changes(self) -> None:
         """Reload when the files' size or time changed (a writer committed), or the last read was racy."""
-        if not self.is_running:
+        if not self.shown():
             return
         racy = self._racy
         signature = self._current_signature()
@@ -194,19 +233,23 @@ class DbView(App[None]):
             self._signature = signature
             await self.reload()
 
+    @while_shown
     async def action_reload(self) -> None:
         """Read the database again now."""
         self._signature = self._current_signature()
         await self.reload()
 
+    @while_shown
     def action_focus_filter(self) -> None:
         """Move to the filter line."""
         self.query_one("#filter", Input).focus()
 
+    @while_shown
     def action_clear_filter(self) -> None:
         """Empty the filter."""
         self.query_one("#filter", Input).value = ""
 
+    @while_shown
     def on_input_changed(self, event: Input.Changed) -> None:
         """Apply the filter to every table as it is typed."""
         self.filter = parse_filter(event.value)
@@ -232,12 +275,14 @@ class DbView(App[None]):
             return None
         return str(widget.coordinate_to_cell_key(widget.cursor_coordinate).row_key.value)
 
+    @while_shown
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Show every column of the highlighted row (of the table in view)."""
         table = (event.data_table.id or "").removeprefix("table-")
         if table == self._active_table():
             self._show_detail(table, str(event.row_key.value))
 
+    @while_shown
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Show the detail of the new tab's highlighted row, and give its table the keys."""
         self._refresh_detail()

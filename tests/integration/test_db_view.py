@@ -16,12 +16,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 from conftest import REPO, run_cli
 from e2e import isolated_env, rows
 from rich.console import Console
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from lute_kernel.cli.view import DbView, is_racy
@@ -313,5 +315,44 @@ def test_a_refresh_under_way_when_the_viewer_closes_ends_quietly(real_db: Path) 
             await pilot.pause()
         await app.check_for_changes()  # closed: a poll that fires now does nothing
         await app.reload()  # a refresh that was under way finds no widgets: it ends, no traceback
+
+    asyncio.run(main())
+
+
+_QUEUED = [  # every handler of the viewer, with the message it handles (only the fields it reads)
+    ("on_data_table_row_highlighted", SimpleNamespace(data_table=SimpleNamespace(id="table-Test"), row_key="1")),
+    ("on_tabbed_content_tab_activated", SimpleNamespace()),
+    ("on_input_changed", SimpleNamespace(value="status:FAILED")),
+    ("action_focus_filter", None),
+    ("action_clear_filter", None),
+    ("action_reload", None),
+    ("check_for_changes", None),
+    ("reload", None),
+]
+
+
+@pytest.mark.parametrize(("name", "message"), _QUEUED, ids=[name for name, _ in _QUEUED])
+def test_a_message_handled_after_the_viewer_closed_ends_quietly(real_db: Path, name: str, message: Any) -> None:
+    """Messages and timers still queued at close are handled with the widgets gone (seen in CI)."""
+
+    async def main() -> None:
+        app = DbView(real_db, poll_seconds=0)
+        async with app.run_test(size=(180, 45)) as pilot:
+            await pilot.pause()
+        result = getattr(app, name)(*([] if message is None else [message]))
+        if asyncio.iscoroutine(result):
+            await result
+
+    asyncio.run(main())
+
+
+def test_a_missing_widget_while_shown_still_raises(real_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        app = DbView(real_db, poll_seconds=0)
+        async with app.run_test(size=(180, 45)) as pilot:
+            await pilot.pause()
+            monkeypatch.setattr(app, "_tables", lambda: ["NoSuchTable"])
+            with pytest.raises(NoMatches):
+                app.on_input_changed(SimpleNamespace(value=""))  # type: ignore[arg-type]
 
     asyncio.run(main())
