@@ -21,6 +21,8 @@ import os
 import sys
 import types
 
+_signal = __import__("_signal")  # signal's C core: the module `signal` builds enums, which a warm command skips
+
 TYPE_CHECKING = False  # not typing's: importing typing costs a `run` ~4 ms before its warm kernel is asked
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -141,10 +143,8 @@ def _interrupted_while_exiting(signum: int, frame: Any) -> None:
 
 
 def _set_sigint(handler: Any) -> None:
-    import signal  # here, not at the top: a warm command's own process never needs its enums
-
     try:
-        signal.signal(signal.SIGINT, handler)
+        _signal.signal(_signal.SIGINT, handler)
     except ValueError:  # not the main thread (main() called from a test runner's thread)
         pass
 
@@ -178,8 +178,11 @@ def _write_traceback(exc: Exception) -> str:
 
 
 def _say(line: str) -> None:
+    # One write with its newline: a signal whose handler ends the process between print's two
+    # writes (stderr is unbuffered under PYTHONUNBUFFERED) would leave the line without its end.
     try:
-        print(line, file=sys.stderr, flush=True)
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
     except (OSError, ValueError):  # stderr closed or gone: the exit code still tells
         pass
 

@@ -167,3 +167,23 @@ def test_app_is_the_typer_app_whatever_was_imported_first() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("line", ["lute-kernel: interrupted", "error: internal error: X: y (traceback in /tmp/f)"])
+def test_a_reported_line_is_one_write_with_its_newline(line: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under PYTHONUNBUFFERED each write is a syscall: a signal ending the process between two would cut the line."""
+    import lute_kernel.cli as cli
+
+    writes: List[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(cli.sys, "stderr", Recorder())
+    cli._say(line)
+    assert writes == [line + "\n"]
