@@ -143,12 +143,16 @@ def follow(
                     if task_states.get(task_run.id) != state:
                         task_states[task_run.id] = state
                         on_state(names[task_run.id], state)
-                new_logs = _print_new_logs(client, flow_run_id, seen_logs, names, on_log)
+                _print_new_logs(client, flow_run_id, seen_logs, names, on_log)
                 if run.state is not None and run.state.is_final():
-                    # The flow's last lines reach the server in its last log batch: read until none come.
-                    while new_logs:
+                    # The flow's last lines reach the server in its last log batch, which may be sent
+                    # after its final state: read until none came for longer than a batch interval.
+                    quiet_s = max(poll_seconds, _log_batch_seconds() + 1.0)
+                    last_new = time.monotonic()
+                    while time.monotonic() - last_new < quiet_s:
                         time.sleep(poll_seconds)
-                        new_logs = _print_new_logs(client, flow_run_id, seen_logs, names, on_log)
+                        if _print_new_logs(client, flow_run_id, seen_logs, names, on_log):
+                            last_new = time.monotonic()
                     table = _table_artifact(client, flow_run_id)
                     return FollowedRun(
                         flow_run_id, run.state.type.value, run.state.name or "", run.state.message or "", table
@@ -157,6 +161,16 @@ def follow(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _log_batch_seconds() -> float:
+    """How often a flow process sends its log lines to the server (Prefect's setting)."""
+    from prefect.settings import PREFECT_LOGGING_TO_API_BATCH_INTERVAL
+
+    try:
+        return float(PREFECT_LOGGING_TO_API_BATCH_INTERVAL.value())
+    except (TypeError, ValueError):
+        return 2.0
 
 
 def _print_new_logs(
