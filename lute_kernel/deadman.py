@@ -99,6 +99,12 @@ def _announce(line: str) -> None:
             pass  # the companion is gone: nothing more to do than without it
 
 
+def prepare() -> None:
+    """Fork this process's companion now: a kernel about to launch (a flow's spare) starts sooner."""
+    with _lock:
+        _ensure_companion()
+
+
 def guard(pgid: int) -> None:
     """A run's process group exists: kill it if this kernel dies before ``release``."""
     _announce(f"+{pgid}\n")

@@ -4,10 +4,12 @@ Why: the kernel starts a local-runtime worker by forking itself (``lute_kernel.f
 only safe from a process with one thread; a Prefect flow keeps several. The node server is started
 before Prefect is imported (forked from the CLI) or, in a process that already has threads (a flow
 run started by a worker), exec'd as ``python -m flows.backends.node_server FD``. It imports the
-kernel and discovers the Tasks once; for each step it forks a child that is an ordinary kernel run
+kernel and discovers the Tasks once; each step runs in a child that is an ordinary kernel run
 — ``lute_kernel.api.prepare`` then ``run_prepared``, with the kernel's own signal handling,
 cancellation, timeouts and recording — and streams that run's events and outcome as JSON lines
-to the flow. It never runs a Task itself and never writes the DB.
+to the flow. That child is forked before its step is asked for (a spare,
+``flows.backends.step_kernel``): the next one is forked while the current step's container starts.
+It never runs a Task itself and never writes the DB.
 
 Protocol (no pickle): a ``SOCK_SEQPACKET`` control socket carries JSON requests — ``run`` with the
 step's request and, attached (SCM_RIGHTS), the socket its child writes its lines to; ``cancel`` with
@@ -25,7 +27,9 @@ import signal
 import socket
 import sys
 import threading
-from typing import IO, Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from flows.backends.step_kernel import Spare, reap
 
 _MAX_MESSAGE = 1 << 20
 
@@ -40,6 +44,7 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
     _import_what_runs_need()
 
     registry = discover()
+    spare: Optional[Spare] = Spare.fork(registry, [control.fileno()])
     runs: Dict[str, int] = {}  # run id -> pid, while the child runs
     pidfds: Dict[int, Tuple[str, int]] = {}
     poller = select.poll()
@@ -74,16 +79,8 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
             if not fds:
                 control.send(json.dumps({"op": "error", "id": run_id, "message": "no output socket"}).encode())
                 continue
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    control.close()
-                    for other in pidfds:
-                        os.close(other)
-                    code = _child(request["request"], fds[0], registry)
-                finally:
-                    os._exit(code)
+            pid = _hand_to_spare(spare, message, fds, lambda: Spare.fork(registry, [control.fileno(), *pidfds]))
+            spare = None
             for fd_ in fds:
                 os.close(fd_)
             pidfd = os.pidfd_open(pid)
@@ -91,6 +88,13 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
             runs[run_id] = pid
             poller.register(pidfd, select.POLLIN)
             control.send(json.dumps({"op": "started", "id": run_id, "pid": pid}).encode())
+            try:
+                spare = Spare.fork(registry, [control.fileno(), *pidfds])  # while this step's container starts
+            except OSError:
+                spare = None  # no process to spare now: the next step forks its own
+        if closing and spare is not None:
+            spare.dismiss()
+            spare = None
     return 0
 
 
@@ -124,63 +128,16 @@ def _import_what_runs_need() -> None:
             pass
 
 
-def _child(request: Dict[str, Any], out_fd: int, registry: Any) -> int:  # pragma: no cover - a forked kernel
-    """Be one kernel run (as ``lute-kernel run``): prepare, run, record; write events and the outcome."""
-    from lute_kernel.api import prepare, run_prepared
-    from lute_kernel.cancel import CancelToken
-    from lute_kernel.errors import InputError, LuteError
-    from lute_kernel.summaries import payload_for_db
-
-    out = os.fdopen(out_fd, "wb", buffering=0)
-
-    def send(data: Dict[str, Any]) -> None:
-        out.write(json.dumps(data, default=str).encode() + b"\n")
-
-    cancel = CancelToken()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda s, _f: cancel.cancel(s))
-    try:
-        prepared = prepare(
-            request["task"],
-            request["config"],
-            site=request.get("site"),
-            runtime=request.get("runtime"),
-            registry=registry,
-            host_env=request["host_env"],
-        )
-        if cancel.cancelled:
-            send({"kind": "cancelled", "message": "cancelled before launch"})
-            return 1
-
-        def on_event(event: Any) -> None:
-            line = {"kind": "event", "event": event.kind, "text": event.text, "rank": event.rank, "level": event.level}
-            if event.kind == "progress":
-                line.update(done=event.done, total=event.total, message=event.message)
-            send(line)
-
-        outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
-    except InputError as exc:
-        send({"kind": "input_error", "message": str(exc)})
-        return 2
-    except LuteError as exc:
-        send({"kind": "error", "message": str(exc)})
-        return 1
-    send(
-        {
-            "kind": "outcome",
-            "task": outcome.task_name,
-            "status": outcome.status.value,
-            "summary": payload_for_db(outcome.summary),
-            "payload": payload_for_db(outcome.payload),
-            "row_id": outcome.row_id,
-            "db": str(outcome.db_path),
-            "exit_code": outcome.exit_code,
-            "reason": outcome.reason,
-            "seconds": outcome.seconds,
-            "not_recorded": outcome.not_recorded,
-        }
-    )
-    return 0 if outcome.ok else 1
+def _hand_to_spare(spare: Optional[Spare], message: bytes, fds: List[int], fork: Callable[[], Spare]) -> int:
+    """Give a run's request to the spare (a fresh one if it is gone or missing); return its pid."""
+    for _ in range(2):
+        if spare is None:
+            spare = fork()
+        if spare.hand(message, fds):
+            return spare.pid
+        reap(spare.pid)  # it died before its request (killed from outside): its successor takes it
+        spare = None
+    raise RuntimeError("no spare kernel would take the step")
 
 
 class NodeServer:

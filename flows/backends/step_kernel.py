@@ -1,0 +1,153 @@
+"""A step's kernel, forked by the node server before its step is asked for: the spare.
+
+Why: what every step's kernel does before it knows its step — the fork of the node server (~5 ms:
+its page tables) and of the kernel's dead man's companion (``lute_kernel.deadman``, ~2-3 ms) —
+was on every step's path. The node server keeps one spare forked ahead; a ``run`` request goes to
+the spare, and the next spare is forked while that step's container starts.
+
+A spare waits for one request on its own ``SOCK_SEQPACKET`` channel (the step's request as JSON,
+its output socket attached) and is then an ordinary kernel run: ``lute_kernel.api.prepare``, then
+``run_prepared``, writing its events and outcome as JSON lines. A signal while it waits is kept (the
+run is then cancelled before launch); end-of-file on the channel (the flow ended unused) ends it.
+Owns the spare's side and the server's handle on it. Must not run a Task itself, write the DB (its
+kernel does, as any run's), or touch the server's control socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from typing import Any, Dict, Iterable, List
+
+_MAX_MESSAGE = 1 << 20
+_CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Spare:
+    """The node server's handle on one spare kernel: hand it a request once, or dismiss it."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self._channel = channel
+
+    @classmethod
+    def fork(cls, registry: Any, inherited: Iterable[int]) -> Spare:
+        """Fork a spare; ``inherited``: the server's descriptors it must not keep (its control socket, pidfds)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Signals wait until the spare has its own handlers: a cancel sent right after its request
+        # is handed on must not meet the server's handlers, inherited over the fork.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCEL_SIGNALS)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the spare, tested through the node server
+            code = 1
+            try:
+                ours.close()
+                for fd in inherited:
+                    os.close(fd)
+                code = _wait_then_run(theirs, registry, previous)
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        theirs.close()
+        return cls(pid, ours)
+
+    def hand(self, message: bytes, fds: List[int]) -> bool:
+        """Give the spare its request (``message``: the server's ``run`` request); False when it is gone."""
+        try:
+            socket.send_fds(self._channel, [message], fds)
+        except OSError:
+            return False
+        finally:
+            self._channel.close()
+        return True
+
+    def dismiss(self) -> None:
+        """End an unused spare (its channel's end-of-file) and reap it."""
+        self._channel.close()
+        reap(self.pid)
+
+
+def reap(pid: int) -> None:
+    """Wait for the server's child ``pid`` (a spare, or a spare whose request could not be handed on)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _wait_then_run(channel: socket.socket, registry: Any, mask: Iterable[int]) -> int:  # pragma: no cover
+    from lute_kernel import deadman
+    from lute_kernel.cancel import CancelToken
+
+    cancel = CancelToken()
+    for signum in _CANCEL_SIGNALS:
+        signal.signal(signum, lambda s, _f: cancel.cancel(s))
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    deadman.prepare()
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, _MAX_MESSAGE, 2)
+    except OSError:
+        message, fds = b"", []
+    channel.close()
+    if not message or not fds:  # the flow ended before this spare was needed
+        for fd in fds:
+            os.close(fd)
+        return 0
+    return run_step(json.loads(message)["request"], fds[0], registry, cancel)
+
+
+def run_step(request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any) -> int:  # pragma: no cover
+    """Be one kernel run (as ``lute-kernel run``): prepare, run, record; write events and the outcome."""
+    from lute_kernel.api import prepare, run_prepared
+    from lute_kernel.errors import InputError, LuteError
+    from lute_kernel.summaries import payload_for_db
+
+    out = os.fdopen(out_fd, "wb", buffering=0)
+
+    def send(data: Dict[str, Any]) -> None:
+        out.write(json.dumps(data, default=str).encode() + b"\n")
+
+    try:
+        prepared = prepare(
+            request["task"],
+            request["config"],
+            site=request.get("site"),
+            runtime=request.get("runtime"),
+            registry=registry,
+            host_env=request["host_env"],
+        )
+        if cancel.cancelled:
+            send({"kind": "cancelled", "message": "cancelled before launch"})
+            return 1
+
+        def on_event(event: Any) -> None:
+            line = {"kind": "event", "event": event.kind, "text": event.text, "rank": event.rank, "level": event.level}
+            if event.kind == "progress":
+                line.update(done=event.done, total=event.total, message=event.message)
+            send(line)
+
+        outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
+    except InputError as exc:
+        send({"kind": "input_error", "message": str(exc)})
+        return 2
+    except LuteError as exc:
+        send({"kind": "error", "message": str(exc)})
+        return 1
+    send(
+        {
+            "kind": "outcome",
+            "task": outcome.task_name,
+            "status": outcome.status.value,
+            "summary": payload_for_db(outcome.summary),
+            "payload": payload_for_db(outcome.payload),
+            "row_id": outcome.row_id,
+            "db": str(outcome.db_path),
+            "exit_code": outcome.exit_code,
+            "reason": outcome.reason,
+            "seconds": outcome.seconds,
+            "not_recorded": outcome.not_recorded,
+        }
+    )
+    return 0 if outcome.ok else 1
