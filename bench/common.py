@@ -71,23 +71,25 @@ COLD = {"LUTE_WARM": "0"}
 
 
 @contextlib.contextmanager
-def warm_kernel(env: Mapping[str, str]) -> Iterator[Dict[str, str]]:
+def warm_kernel(env: Mapping[str, str], *, flows: bool = False) -> Iterator[Dict[str, str]]:
     """A warm kernel of the benchmark's own (``lute-kernel serve --detach``); yields the env its commands use.
 
     Its directory is a private ``XDG_RUNTIME_DIR`` of its own, so a server the user runs is never
-    measured, and it is stopped at the end.
+    measured, and it is stopped at the end. ``flows``: the warm kernel of ``flow run`` (``--flows``).
     """
     import tempfile
 
+    kind = ["--flows"] if flows else []
     with tempfile.TemporaryDirectory(prefix="lute-bench-warm-") as xdg:
         os.chmod(xdg, 0o700)
         served = {**env, "XDG_RUNTIME_DIR": xdg}
         served.pop("LUTE_WARM", None)
-        run_checked([*lute_kernel_cmd(), "serve", "--detach", "--idle-timeout", "1800"], served)
+        run_checked([*lute_kernel_cmd(), "serve", *kind, "--detach", "--idle-timeout", "1800"], served)
         try:
             yield served
         finally:
-            subprocess.run([*lute_kernel_cmd(), "serve", "--stop"], env=served, capture_output=True, check=False)
+            stop = [*lute_kernel_cmd(), "serve", *kind, "--stop"]
+            subprocess.run(stop, env=served, capture_output=True, check=False)
 
 
 def precompile() -> Dict[str, Any]:

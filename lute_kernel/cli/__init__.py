@@ -47,23 +47,28 @@ def main() -> NoReturn:
     sys.exit(code)
 
 
-WARM_COMMANDS = ("run", "validate", "explain", "rerun")
-"""The commands a warm kernel serves: the ones a scientist repeats (the rest start cold, as always)."""
+MAYBE_WARM = frozenset(("run", "validate", "explain", "rerun", "flow"))
+"""First arguments a warm kernel may serve (``lute_kernel.warm.address.warm_kind`` decides which)."""
 
 
 def _warm_code() -> int | None:
     """Hand the command to this installation's warm kernel (``lute-kernel serve``) if one serves; None: run cold."""
-    if len(sys.argv) < 2 or sys.argv[1] not in WARM_COMMANDS:
-        return None
+    if len(sys.argv) < 2 or sys.argv[1] not in MAYBE_WARM:
+        return None  # nothing imported for the commands no warm kernel serves (`--help`, `tasks`, …)
     try:
+        from lute_kernel.warm.address import warm_kind
+
+        kind = warm_kind(sys.argv)
+        if kind is None:
+            return None
         from lute_kernel.warm.client import run_warm
 
-        code = run_warm(sys.argv)
+        code = run_warm(sys.argv, kind)
         if code is None:
             from lute_kernel.warm import autostart
 
             if autostart.wanted():  # LUTE_WARM=auto: this command runs cold, the next ones warm
-                autostart.start_after_this_command()
+                autostart.start_after_this_command(kind)
         return code
     except KeyboardInterrupt:
         return _interrupted()
@@ -212,4 +217,4 @@ sys.modules[__name__].__class__ = _CliPackage
 if TYPE_CHECKING:
     app: typer.Typer
 
-__all__ = ["EXIT_INTERRUPTED", "WARM_COMMANDS", "app", "command_code", "main"]
+__all__ = ["EXIT_INTERRUPTED", "MAYBE_WARM", "app", "command_code", "main"]

@@ -12,7 +12,7 @@ import typer
 
 from lute_kernel.cli.messages import print_error
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK
-from lute_kernel.warm.address import Address, UnsafeDirectory, address, make_private
+from lute_kernel.warm.address import FLOWS, RUN, Address, UnsafeDirectory, address, make_private
 
 IdleOption = Annotated[
     float,
@@ -29,24 +29,34 @@ def serve(
     ] = False,
     status: Annotated[bool, typer.Option("--status", help="Say whether a server runs, and what it has done.")] = False,
     idle_timeout: IdleOption = 1800.0,
+    flows: Annotated[
+        bool,
+        typer.Option(
+            "--flows",
+            help="The warm kernel of `flow run` instead (Prefect imported too; a server of its own): with"
+            " --detach, --stop and --status as well.",
+        ),
+    ] = False,
 ) -> None:
-    """Keep a warm kernel: `run`, `validate`, `explain` and `rerun` start with the imports already paid.
+    """Keep a warm kernel: `run`, `validate`, `explain`, `rerun` (--flows: `flow run`) start with the imports paid.
 
-    Opt-in and per user, interpreter, Python path and Slurm job; a `run` without a server (or with
-    LUTE_WARM=0) runs cold as always, with the same rows, output and exit codes either way.
+    Opt-in and per user, interpreter, Python path and Slurm job (a flows server also per Prefect
+    environment: PREFECT_*, HOME); a command without a server (or with LUTE_WARM=0) runs cold as
+    always, with the same rows, output and exit codes either way.
     """
-    where = address()
+    kind = FLOWS if flows else RUN
+    where = address(kind=kind)
     if stop or status:
-        raise typer.Exit(_ask(where, "stop" if stop else "status"))
+        raise typer.Exit(_ask(where, "stop" if stop else "status", kind))
     try:
         make_private(where.directory)
     except (OSError, UnsafeDirectory) as exc:
         print_error(str(exc))
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    raise typer.Exit(_detached(where, idle_timeout) if detach else _foreground(where, idle_timeout))
+    raise typer.Exit(_detached(where, idle_timeout, kind) if detach else _foreground(where, idle_timeout, kind))
 
 
-def _foreground(where: Address, idle_timeout: float) -> int:
+def _foreground(where: Address, idle_timeout: float, kind: str) -> int:
     from lute_kernel.warm.server import AlreadyServing
     from lute_kernel.warm.server import serve as run_server
 
@@ -57,13 +67,13 @@ def _foreground(where: Address, idle_timeout: float) -> int:
         )
 
     try:
-        return run_server(where, idle_timeout, ready)
+        return run_server(where, idle_timeout, ready, kind=kind)
     except AlreadyServing as exc:
         print_error(str(exc))
         return EXIT_BAD_INPUT
 
 
-def _detached(where: Address, idle_timeout: float) -> int:
+def _detached(where: Address, idle_timeout: float, kind: str) -> int:
     """Start the server as a daemon (new session, stdio to its log); return once it serves or failed."""
     read_end, write_end = os.pipe()
     for stream in (sys.stdout, sys.stderr):
@@ -76,7 +86,7 @@ def _detached(where: Address, idle_timeout: float) -> int:
             os.setsid()
             if os.fork():
                 os._exit(0)
-            code = _daemon(where, idle_timeout, write_end)
+            code = _daemon(where, idle_timeout, write_end, kind)
         finally:
             os._exit(code)
     os.close(write_end)
@@ -92,7 +102,7 @@ def _detached(where: Address, idle_timeout: float) -> int:
     return EXIT_OK
 
 
-def _daemon(where: Address, idle_timeout: float, report: int) -> int:  # pragma: no cover - the daemon
+def _daemon(where: Address, idle_timeout: float, report: int, kind: str) -> int:  # pragma: no cover - the daemon
     from lute_kernel.warm.server import AlreadyServing
     from lute_kernel.warm.server import serve as run_server
 
@@ -116,7 +126,7 @@ def _daemon(where: Address, idle_timeout: float, report: int) -> int:  # pragma:
     started_in = os.getcwd()  # where it ran (`python -m` puts that on sys.path, and so in the key; a relative
     # PYTHONPATH entry means it too): the daemon stays there, and its replacement starts there
     try:
-        return run_server(where, idle_timeout, ready, restart=restart, restart_cwd=started_in)
+        return run_server(where, idle_timeout, ready, restart=restart, restart_cwd=started_in, kind=kind)
     except AlreadyServing as exc:
         os.write(report, str(exc).encode())
         return EXIT_BAD_INPUT
@@ -137,13 +147,14 @@ def _about(pid: object, idle_timeout: float) -> str:
     return f"pid {pid}, idle timeout {idle_timeout:g} s"
 
 
-def _ask(where: Address, op: str) -> int:
+def _ask(where: Address, op: str, kind: str) -> int:
     from lute_kernel.warm.client import connect
     from lute_kernel.warm.protocol import MAX_PACKET, ProtocolError, decode_reply, encode
 
-    sock = connect()
+    sock = connect(kind)
     if sock is None:
-        print(f"lute-kernel: no warm kernel serves this installation (would listen at {where.socket})")
+        what = "no warm kernel of `flow run` serves" if kind == FLOWS else "no warm kernel serves"
+        print(f"lute-kernel: {what} this installation (would listen at {where.socket})")
         return 1 if op == "status" else EXIT_OK
     with sock:
         try:

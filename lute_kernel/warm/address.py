@@ -22,7 +22,10 @@ from lute_kernel.warm.wire import encode
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _socket import socket
-    from typing import Mapping, Optional
+    from typing import Mapping, Optional, Sequence
+
+WARM_COMMANDS = ("run", "validate", "explain", "rerun")
+"""The commands the ``run`` warm kernel serves: the ones a scientist repeats (the rest start cold, as always)."""
 
 WARM_ENV = "LUTE_WARM"
 """``LUTE_WARM=0`` (or off/no/false): a ``run`` never uses a warm kernel, even when one serves."""
@@ -58,10 +61,18 @@ class Address:
 
 
 _STARTUP_ENV = ("PYTHON", "LD_", "LANG", "LC_")
+RUN = "run"
+"""The warm kernel of ``run``, ``validate``, ``explain`` and ``rerun``."""
+FLOWS = "flows"
+"""The warm kernel of ``flow run`` (``serve --flows``): Prefect imported too, in a server of its own
+(in the ``run`` server it would double each command's fork and freshness check, ~9 ms)."""
+_PREFECT_IMPORT_ENV = ("PREFECT_", "DO_NOT_TRACK", "HOME")
+"""What ``import prefect`` reads (its settings, profiles and home): a flows server serves only
+commands whose values are the ones it imported Prefect with."""
 
 
-def server_key(env: Optional[Mapping[str, str]] = None) -> str:
-    """Return the key of the server this process could use (or would be)."""
+def server_key(env: Optional[Mapping[str, str]] = None, kind: str = RUN) -> str:
+    """Return the key of the ``kind`` server this process could use (or would be)."""
     env = os.environ if env is None else env
     identity = {
         "user": [os.getuid(), os.getgid(), sorted(os.getgroups())],  # the child keeps the server's credentials
@@ -72,6 +83,9 @@ def server_key(env: Optional[Mapping[str, str]] = None) -> str:
         "start_env": sorted((k, v) for k, v in env.items() if k.startswith(_STARTUP_ENV)),
         "slurm_job": env.get("SLURM_JOB_ID", ""),
     }
+    if kind == FLOWS:
+        identity["kind"] = kind
+        identity["prefect_env"] = sorted((k, v) for k, v in env.items() if k.startswith(_PREFECT_IMPORT_ENV))
     text = encode(dict(sorted(identity.items())))
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"  # a name, not a secret: cheap to import
 
@@ -86,9 +100,18 @@ def base_directory(env: Optional[Mapping[str, str]] = None) -> str:
     return os.path.join(tmp, f"lute-kernel-{os.getuid()}")
 
 
-def address(env: Optional[Mapping[str, str]] = None) -> Address:
-    """Return this process's warm-kernel address."""
-    return Address(base_directory(env), server_key(env))
+def address(env: Optional[Mapping[str, str]] = None, kind: str = RUN) -> Address:
+    """Return this process's address of the ``kind`` warm kernel (``RUN`` or ``FLOWS``)."""
+    return Address(base_directory(env), server_key(env, kind))
+
+
+def warm_kind(argv: Sequence[str]) -> Optional[str]:
+    """Return which warm kernel may serve the command line ``argv`` (with its program name); None: none does."""
+    if len(argv) > 1 and argv[1] in WARM_COMMANDS:
+        return RUN
+    if len(argv) > 2 and argv[1] == "flow" and argv[2] == "run":
+        return FLOWS
+    return None
 
 
 def warm_disabled(env: Optional[Mapping[str, str]] = None) -> bool:
@@ -146,6 +169,9 @@ def _owned_private(path: str) -> bool:
 
 
 __all__ = [
+    "FLOWS",
+    "RUN",
+    "WARM_COMMANDS",
     "WARM_ENV",
     "Address",
     "UnsafeDirectory",
@@ -156,4 +182,5 @@ __all__ = [
     "make_private",
     "server_key",
     "warm_disabled",
+    "warm_kind",
 ]

@@ -27,21 +27,23 @@ def wanted(env: Optional[Mapping[str, str]] = None) -> bool:
     return (os.environ if env is None else env).get("LUTE_WARM", "").strip().lower() == AUTO
 
 
-def serve_command(orig_argv: List[str], argv: List[str]) -> Optional[List[str]]:
+def serve_command(orig_argv: List[str], argv: List[str], kind: str = "run") -> Optional[List[str]]:
     """Return the command line that starts a server for this invocation (``orig_argv`` with ``serve --detach``).
 
     ``orig_argv`` is the interpreter's own (options, then the script or ``-m module``, then the
-    command's arguments, which are ``argv[1:]``); None when it does not end with them.
+    command's arguments, which are ``argv[1:]``); None when it does not end with them. ``kind``
+    ``flows``: the server of ``flow run`` (``serve --flows``).
     """
     arguments = len(argv) - 1
     if arguments < 1 or len(orig_argv) <= arguments or orig_argv[len(orig_argv) - arguments :] != argv[1:]:
         return None
-    return [sys.executable, *orig_argv[1 : len(orig_argv) - arguments], "serve", "--detach"]
+    flows = ["--flows"] if kind == "flows" else []
+    return [sys.executable, *orig_argv[1 : len(orig_argv) - arguments], "serve", *flows, "--detach"]
 
 
-def start_after_this_command() -> None:
-    """Start a detached warm kernel when this process exits (once)."""
-    command = serve_command(list(sys.orig_argv), list(sys.argv))
+def start_after_this_command(kind: str = "run") -> None:
+    """Start a detached warm kernel of ``kind`` when this process exits (once)."""
+    command = serve_command(list(sys.orig_argv), list(sys.argv), kind)
     if command is not None:
         atexit.register(_start, command)
 

@@ -43,6 +43,9 @@ def become(request: RunRequest, fds: List[int]) -> None:
         except (OSError, ValueError):
             pass
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as the interpreter sets it up at start
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # and this: a Ctrl-C is a KeyboardInterrupt
+    for signum in request.ignored:  # unless the command ignored it from its start, as it did these
+        signal.signal(signum, signal.SIG_IGN)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     sys.argv = list(request.argv)
@@ -52,6 +55,24 @@ def become(request: RunRequest, fds: List[int]) -> None:
         from lute_kernel.process_clock import started_at
 
         started_at(request.process_start)
+    if "prefect.context" in sys.modules:
+        _settle_prefect()
+
+
+def _settle_prefect() -> None:
+    """Give Prefect (imported by a ``serve --flows`` server) this command's settings and streams.
+
+    Prefect reads its settings (environment, profile, the working directory's ``prefect.toml``,
+    ``.env`` and ``pyproject.toml``) and configures logging, onto ``sys.stderr``, when imported:
+    in the server. The server's key holds the environment it imported Prefect with
+    (``lute_kernel.warm.address``); the directory and the streams are the command's, so both are
+    taken again here, as a fresh ``import prefect`` in the command would.
+    """
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    refresh_global_settings_context()
+    setup_logging(incremental=False)
 
 
 def say_exit_code_on(fd: int) -> None:

@@ -19,7 +19,7 @@ import struct
 import sys
 
 from lute_kernel.warm import wire as protocol
-from lute_kernel.warm.address import UnsafeDirectory, address, bind_or_connect, check_private, warm_disabled
+from lute_kernel.warm.address import RUN, UnsafeDirectory, address, bind_or_connect, check_private, warm_disabled
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,9 +31,9 @@ _signal: Any = protocol._signal
 _LIMITS = ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_STACK")
 
 
-def connect() -> Optional[socket.socket]:
-    """Return a connection to this process's warm kernel, or None when there is none to trust."""
-    raw = _connect()
+def connect(kind: str = RUN) -> Optional[socket.socket]:
+    """Return a connection to this process's ``kind`` warm kernel, or None when there is none to trust."""
+    raw = _connect(kind)
     if raw is None:
         return None
     import socket
@@ -41,8 +41,8 @@ def connect() -> Optional[socket.socket]:
     return socket.socket(fileno=raw.detach())
 
 
-def _connect() -> Optional[_socket.socket]:
-    where = address()
+def _connect(kind: str) -> Optional[_socket.socket]:
+    where = address(kind=kind)
     try:
         check_private(where.directory)
     except (OSError, UnsafeDirectory):
@@ -69,11 +69,11 @@ def _send_with_fds(sock: _socket.socket, data: bytes, fds: List[int]) -> None:
     sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
 
 
-def run_warm(argv: Sequence[str]) -> Optional[int]:
-    """Run the command ``argv`` (with its program name) in a warm kernel; None: run it cold."""
+def run_warm(argv: Sequence[str], kind: str = RUN) -> Optional[int]:
+    """Run the command ``argv`` (with its program name) in the ``kind`` warm kernel; None: run it cold."""
     if warm_disabled():
         return None
-    sock = _connect()
+    sock = _connect(kind)
     if sock is None:
         return None
     try:
@@ -83,7 +83,7 @@ def run_warm(argv: Sequence[str]) -> Optional[int]:
             return None  # a cold run reports the missing working directory itself
         forwarder = _Forwarder(sock)  # from before the request: a Ctrl-C at any moment reaches the run
         try:
-            _send_with_fds(sock, protocol.encode(_run_message(argv)), [0, 1, 2, cwd])
+            _send_with_fds(sock, protocol.encode(_run_message(argv, forwarder.ignored)), [0, 1, 2, cwd])
             import json  # noqa: F401  (for the replies: imported while the server forks the child)
 
             reply = protocol.decode_reply(sock.recv(protocol.MAX_PACKET))
@@ -107,6 +107,9 @@ class _Forwarder:
     def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.received: List[int] = []
+        # What this command ignored from its start (SIGINT of a script's background job, SIGHUP
+        # under nohup): its child starts ignoring them too, as this interpreter did.
+        self.ignored = [signum for signum in protocol.FORWARDED if _signal.getsignal(signum) == _signal.SIG_IGN]
         self.previous = {signum: _signal.signal(signum, self._forward) for signum in protocol.FORWARDED}
 
     def _forward(self, signum: int, _frame: Any) -> None:
@@ -124,7 +127,7 @@ class _Forwarder:
             _signal.raise_signal(number)
 
 
-def _run_message(argv: Sequence[str]) -> Dict[str, Any]:
+def _run_message(argv: Sequence[str], ignored: Sequence[int] = ()) -> Dict[str, Any]:
     from lute_kernel.process_clock import process_start_monotonic
 
     umask = os.umask(0o022)
@@ -137,6 +140,7 @@ def _run_message(argv: Sequence[str]) -> Dict[str, Any]:
         "process_start": process_start_monotonic(),
         "streams": {name: _setup(getattr(sys, name)) for name in protocol.STREAM_NAMES},
         "limits": _limits(),
+        "ignored": list(ignored),
     }
 
 

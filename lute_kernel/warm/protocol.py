@@ -47,6 +47,8 @@ class RunRequest:
     process_start: Optional[float] = None
     streams: Dict[str, StreamSetup] = field(default_factory=dict)
     limits: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+    ignored: Tuple[int, ...] = ()
+    """Forwarded signals the command ignored from its start: its child starts ignoring them."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,17 @@ def _run_request(message: Dict[str, Any]) -> RunRequest:
         process_start=None if start is None else float(start),
         streams=_streams(message.get("streams", {})),
         limits=_limits(message.get("limits", {})),
+        ignored=_ignored(message.get("ignored", [])),
     )
+
+
+def _ignored(raw: Any) -> Tuple[int, ...]:
+    if not isinstance(raw, list) or len(raw) > len(FORWARDED):
+        raise ProtocolError("ignored must be a list of forwarded signals")
+    out = tuple(_int(signum, "ignored") for signum in raw)
+    if not set(out) <= set(FORWARDED):
+        raise ProtocolError("ignored: a signal a command does not forward")
+    return out
 
 
 def _streams(raw: Any) -> Dict[str, StreamSetup]:

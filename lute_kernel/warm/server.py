@@ -27,7 +27,7 @@ import os
 import socket
 from typing import Callable, Optional, Sequence
 
-from lute_kernel.warm.address import Address, bind_or_connect, make_private
+from lute_kernel.warm.address import FLOWS, RUN, Address, bind_or_connect, make_private
 from lute_kernel.warm.freshness import fingerprint
 from lute_kernel.warm.loop import Loop, ServerState
 
@@ -61,6 +61,24 @@ PRELOAD = (
 """What a ``run`` imports on its way (measured: every kernel module of a local and an apptainer run), and the typer
 app of the other commands a warm kernel serves (``lute_kernel.cli.WARM_COMMANDS``)."""
 
+FLOW_PRELOAD = (
+    "prefect",
+    "prefect.flows",
+    "prefect.tasks",
+    "prefect.task_runners",
+    "prefect.logging.configuration",
+    "flows.lute_dag",
+    "flows.runtime",
+    "flows.local_hooks",
+    "flows.deployments",
+    "flows.backends.local",
+    "flows.backends.node_server",
+    "lute_kernel.cli.flow",
+    "lute_kernel.cli.flow_common",
+    "lute_kernel.cli.flow_display",
+)
+"""What ``flow run`` imports besides the ``run`` path (``serve --flows``): Prefect (~1.5-2 s), the flow modules."""
+
 DEFAULT_IDLE_TIMEOUT = 1800.0
 
 
@@ -88,12 +106,12 @@ def listen(where: Address) -> tuple[socket.socket, int]:
     return listener, lock
 
 
-def preload() -> None:
-    """Import what a ``run`` needs; a module that cannot be imported is left to the run that needs it."""
-    for name in PRELOAD:
+def preload(kind: str = RUN) -> None:
+    """Import what a ``run`` (``kind`` FLOWS: a ``flow run``) needs; what cannot be imported is left to the command."""
+    for name in (*PRELOAD, *(FLOW_PRELOAD if kind == FLOWS else ())):
         try:
             importlib.import_module(name)
-        except ImportError:
+        except Exception:  # ImportError, or a library that fails at import: the command meets it itself
             pass
     warm_caches()
 
@@ -129,8 +147,11 @@ def serve(
     ready: Optional[Callable[[], None]] = None,
     restart: Optional[Sequence[str]] = None,
     restart_cwd: Optional[str] = None,
+    kind: str = RUN,
 ) -> int:
     """Serve commands at ``where`` until stopped; call ``ready`` once commands may connect. Returns 0.
+
+    ``kind``: what to import first (``RUN``, or ``FLOWS`` for ``flow run``: Prefect too).
 
     ``restart``: the command line (run in ``restart_cwd``) that starts a server like this one; run when this one's code
     changed (a detached server replaces itself, so the next command is warm again).
@@ -140,7 +161,7 @@ def serve(
     loop.restart = list(restart) if restart else None
     loop.restart_cwd = restart_cwd
     try:
-        preload()
+        preload(kind)
         loop.snapshot = fingerprint()
         gc.collect()
         gc.freeze()  # what the children inherit: never walked by their collections, pages stay shared
@@ -149,4 +170,4 @@ def serve(
         loop.stop_accepting()  # the socket and the lock go first: a new server may start at once
 
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "PRELOAD", "AlreadyServing", "listen", "preload", "serve"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "FLOW_PRELOAD", "PRELOAD", "AlreadyServing", "listen", "preload", "serve"]

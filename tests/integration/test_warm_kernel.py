@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 from conftest import REPO
@@ -151,12 +151,23 @@ def test_the_command_s_environment_directory_and_profile_reach_the_run(warm: Dic
     assert [r["valid_flag"] for r in rows(work, "Test")] == [1]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_to_the_command_cancels_the_run_as_cold(warm: Dict[str, str], tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "ignored"),
+    [
+        (signal.SIGINT, ()),
+        (signal.SIGTERM, ()),
+        (signal.SIGHUP, ()),
+        (signal.SIGHUP, (signal.SIGHUP, signal.SIGINT)),  # `nohup … &` in a script: ignored from the start
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGHUP-ignored-at-start"],
+)
+def test_a_signal_to_the_command_cancels_the_run_as_cold(
+    warm: Dict[str, str], tmp_path: Path, signum: int, ignored: Tuple[int, ...]
+) -> None:
     outcomes = []
     for name, env in (("cold", {**warm, "LUTE_WARM": "0"}), ("warm", warm)):
         work = tmp_path / name
-        proc = _start_run(work, env, text=True)
+        proc = _start_run(work, env, text=True, ignored=ignored)
         try:
             _wait_for_running_row(work)
             proc.send_signal(signum)
@@ -308,10 +319,28 @@ def test_one_server_per_address_and_garbage_never_ends_it(warm: Dict[str, str]) 
     assert _status(warm)["serving"] is True
 
 
-def _start_run(work: Path, env: Dict[str, str], output: int = subprocess.PIPE, text: bool = False) -> subprocess.Popen:  # type: ignore[type-arg]
-    """Start ``run Test`` (sleeping a minute) in the background."""
+IGNORING = (
+    "import os, signal, sys\n"
+    "for s in sys.argv[1].split(','):\n"
+    "    signal.signal(int(s), signal.SIG_IGN)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+"""Exec the command with the signals of ``argv[1]`` ignored, as a shell starts a background job or nohup a command."""
+
+
+def _start_run(
+    work: Path,
+    env: Dict[str, str],
+    output: int = subprocess.PIPE,
+    text: bool = False,
+    ignored: Tuple[int, ...] = (),
+) -> subprocess.Popen:  # type: ignore[type-arg]
+    """Start ``run Test`` (sleeping a minute) in the background (with ``ignored`` signals ignored from its start)."""
+    command = [str(SCRIPT), "run", "Test", "-c", str(_config(work, sleep_secs=60))]
+    if ignored:
+        command = [sys.executable, "-c", IGNORING, ",".join(str(int(s)) for s in ignored), *command]
     return subprocess.Popen(
-        [str(SCRIPT), "run", "Test", "-c", str(_config(work, sleep_secs=60))],
+        command,
         stdout=output,
         stderr=output,
         text=text,

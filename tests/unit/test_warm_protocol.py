@@ -9,14 +9,18 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lute_kernel.cli import MAYBE_WARM
 from lute_kernel.warm import protocol
 from lute_kernel.warm.address import (
+    FLOWS,
     MAX_SUN_PATH,
+    RUN,
     UnsafeDirectory,
     base_directory,
     bind_or_connect,
@@ -24,6 +28,7 @@ from lute_kernel.warm.address import (
     make_private,
     server_key,
     warm_disabled,
+    warm_kind,
 )
 from lute_kernel.warm.freshness import changed, fingerprint
 
@@ -105,11 +110,15 @@ def test_a_well_formed_run_request_decodes_typed() -> None:
             "stdout": {"encoding": "utf-8", "errors": "strict", "line_buffering": True, "write_through": False}
         },
         "limits": {"RLIMIT_NOFILE": [1024, 4096]},
+        "ignored": [int(signal.SIGHUP)],
     }
     request = protocol.decode_request(protocol.encode(message))
     assert isinstance(request, protocol.RunRequest)
     assert request.argv[2] == "Test" and request.umask == 0o022 and request.limits["RLIMIT_NOFILE"] == (1024, 4096)
     assert request.streams["stdout"].line_buffering is True
+    assert request.ignored == (signal.SIGHUP,)
+    message.pop("ignored")  # a command that ignored nothing
+    assert protocol.decode_request(protocol.encode(message)).ignored == ()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -120,6 +129,10 @@ def test_a_well_formed_run_request_decodes_typed() -> None:
         {"op": "run", "argv": ["x"], "env": {"A=B": "c"}, "umask": 0},
         {"op": "run", "argv": ["x"], "env": {}, "umask": 0o1777},
         {"op": "run", "argv": ["x"], "env": {}, "umask": True},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": 0, "ignored": [int(signal.SIGKILL)]},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": 0, "ignored": "SIGHUP"},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": 0, "ignored": [True]},
+        {"op": "run", "argv": ["x"], "env": {}, "umask": 0, "ignored": [1] * 10},
         {"op": "signal", "signum": int(signal.SIGKILL)},
         {"op": "bogus"},
     ],
@@ -208,6 +221,47 @@ def test_a_changed_imported_file_is_noticed(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("warm_probe_module", None)
+
+
+def test_a_flows_server_is_another_server_keyed_by_what_import_prefect_reads() -> None:
+    base = {"HOME": "/root", "PREFECT_API_URL": "http://127.0.0.1:4200/api"}
+    assert server_key(base, FLOWS) != server_key(base, RUN)
+    assert server_key(base) == server_key({**base, "PREFECT_API_URL": "http://elsewhere/api"})  # run: not read
+    for name, value in (("PREFECT_API_URL", "http://elsewhere/api"), ("PREFECT_HOME", "/x"), ("HOME", "/h")):
+        assert server_key(base, FLOWS) != server_key({**base, name: value}, FLOWS), name
+    assert server_key(base, FLOWS) != server_key({**base, "DO_NOT_TRACK": "1"}, FLOWS)
+    assert server_key(base, FLOWS) == server_key({**base, "LUTE_PROFILE": "1"}, FLOWS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (["lute-kernel", "run", "Test"], RUN),
+        (["lute-kernel", "validate", "Test"], RUN),
+        (["lute-kernel", "explain", "Test"], RUN),
+        (["lute-kernel", "rerun", "3"], RUN),
+        (["lute-kernel", "flow", "run", "dag.yaml"], FLOWS),
+        (["lute-kernel", "flow", "show", "dag.yaml"], None),
+        (["lute-kernel", "flow"], None),
+        (["lute-kernel", "tasks"], None),
+        (["lute-kernel", "--help"], None),
+        (["lute-kernel"], None),
+    ],
+)
+def test_which_warm_kernel_serves_a_command(argv: List[str], kind: Optional[str]) -> None:
+    assert warm_kind(argv) == kind
+    if kind is not None:  # the CLI looks further only for these first arguments
+        assert argv[1] in MAYBE_WARM
+    assert {a for a in MAYBE_WARM if warm_kind(["lute-kernel", a, "run"]) is None} == set()
+
+
+def test_the_auto_started_server_of_flows_serves_flows() -> None:
+    from lute_kernel.warm.autostart import serve_command
+
+    script = ["/venv/bin/python", "/venv/bin/lute-kernel", "flow", "run", "dag.yaml"]
+    argv = ["/venv/bin/lute-kernel", "flow", "run", "dag.yaml"]
+    expected = [sys.executable, "/venv/bin/lute-kernel", "serve", "--flows", "--detach"]
+    assert serve_command(script, argv, FLOWS) == expected
 
 
 def test_the_auto_started_server_is_this_invocation_s_own() -> None:
