@@ -130,3 +130,38 @@ def test_a_command_with_another_prefect_environment_runs_cold(
     done = flow_cli("run", str(dag), "-c", str(flow_config()), env=other)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _status(warm_flows.env)["served"] == 0
+
+
+LATE = """
+import os, sys
+from lute_kernel.warm.address import FLOWS
+from lute_kernel.warm.server import FLOW_PRELOAD, preload
+preload(FLOWS)
+missing = [name for name in FLOW_PRELOAD if name not in sys.modules]
+before = set(sys.modules)
+sys.argv = ["lute-kernel", "flow", "run", *sys.argv[1:]]
+from lute_kernel.cli import command_code
+null = os.open(os.devnull, os.O_WRONLY)
+kept = os.dup(1)
+os.dup2(null, 1)
+code = command_code()
+os.dup2(kept, 1)
+late = sorted(m for m in set(sys.modules) - before if not m.startswith("lute_tasks_"))  # Task modules: never preloaded
+print("CODE", code, "MISSING", missing, "LATE", late)
+"""
+
+
+def test_a_flows_server_has_imported_what_a_flow_run_imports(
+    flow_env: Dict[str, str], dag_file: Callable[[str], Path], flow_config: Callable[..., Path]
+) -> None:
+    dag = dag_file("!LUTE_DAG\ntask_name: Tester\n")
+    done = subprocess.run(
+        [sys.executable, "-c", LATE, str(dag), "-c", str(flow_config()), "--backend", "local"],
+        capture_output=True,
+        text=True,
+        env={**flow_env, "LUTE_WARM": "0"},
+        cwd=REPO,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "CODE 0 MISSING [] LATE []"
