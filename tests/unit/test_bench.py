@@ -151,3 +151,22 @@ def test_generated_task_modules_are_tasks_with_ten_parameters(tmp_path: Path) ->
     assert cls.Parameters.model_fields["n_bins"].default == 100
     edited = catalogue.task_module(1, revision=3)
     assert "param(103," in edited and edited != catalogue.task_module(1)
+
+
+def test_p4_has_a_warm_row_when_the_warm_kernel_of_flows_was_measured() -> None:
+    times = {"median": 5.0}
+    result = {
+        "steps": 20,
+        "flow": times,
+        "bare_loop": {"median": 4.5},
+        "ratio": 1.6,
+        "per_node_ms": 60.0,
+        "load": [1.0, 1.0],
+    }
+    (cold,) = flow_containers.rows(result)
+    assert cold["verdict"] == "MISSES" and "warm" not in cold["measure"]
+    served = {**result, "served": times, "served_ratio": 1.1, "served_per_node_ms": 30.0}
+    cold, warm = flow_containers.rows(served)
+    assert "warm kernel (`serve --flows`)" in warm["measure"] and warm["verdict"] == "meets"
+    assert warm["ratio"] == 1.1 and "+30 ms/node" in warm["target"]
+    assert flow_containers.meets(served, "served_") and not flow_containers.meets(served)
