@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, NamedTuple
 
@@ -165,3 +166,26 @@ def test_a_flows_server_has_imported_what_a_flow_run_imports(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "CODE 0 MISSING [] LATE []"
+
+
+def test_lute_warm_auto_starts_the_warm_kernel_of_flows_for_the_next_flow(
+    flow_env: Dict[str, str], dag_file: Callable[[str], Path], flow_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    env = {**flow_env, "XDG_RUNTIME_DIR": str(runtime), "LUTE_WARM": "auto"}
+    dag, config = dag_file("!LUTE_DAG\ntask_name: Tester\n"), flow_config()
+    first = flow_cli("run", str(dag), "-c", str(config), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    deadline = time.monotonic() + 120  # started by the first command, after it: Prefect's import takes its time
+    while _lute("serve", "--flows", "--status", env=env).returncode != 0:
+        assert time.monotonic() < deadline, "LUTE_WARM=auto started no warm kernel of flows"
+    pid = int(str(_status(env)["pid"]))
+    try:
+        second = flow_cli("run", str(dag), "-c", str(config), env=env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert _status(env)["served"] == 1
+        assert _lute("serve", "--status", env=env).returncode == 1  # the `run` server is another one: not started
+    finally:
+        _lute("serve", "--flows", "--stop", env=env)
+    assert wait_gone(pid, 60), "the warm kernel of flows did not stop"
