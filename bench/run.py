@@ -52,7 +52,7 @@ SETTINGS: Dict[str, Dict[str, Dict[str, int]]] = {
         "P7": {"runs": 10, "profile_runs": 3},
         "P9": {"runs": 5, "events": 40_000},
         "shm": {"runs": 5},
-        "P4": {"runs": 4},
+        "P4": {"runs": 5},
         "flows_local": {"runs": 3},
     },
     "quick": {
