@@ -9,12 +9,14 @@ copies). Must not read or choose among the files: ``lute_kernel.sites`` and
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
 from lute_kernel.errors import InputError
 
 
+@functools.cache  # where the package is does not change while it runs
 def packaged_dir(name: str) -> Path:
     """Return the real folder of ``lute_kernel/data/<name>`` (links resolved, so messages name the repo's files).
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.header import pattern_problem
+from lute_kernel.parse_memo import parsed
 from lute_kernel.site_files import (
     DEFAULT_SITE,
     available_sites,
@@ -255,7 +256,7 @@ def _read_profile(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"site profile is not UTF-8 text ({exc.reason} at byte {exc.start})", path=where) from None
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return parsed(("site", text), lambda: yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

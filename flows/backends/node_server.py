@@ -8,7 +8,8 @@ kernel and discovers the Tasks once; each step runs in a child that is an ordina
 — ``lute_kernel.api.prepare`` then ``run_prepared``, with the kernel's own signal handling,
 cancellation, timeouts and recording — and streams that run's events and outcome as JSON lines
 to the flow. That child is forked before its step is asked for (a spare,
-``flows.backends.step_kernel``): the next one is forked while the current step's container starts.
+``flows.backends.step_kernel``): the next one is forked while the current step's container starts,
+and rehearses that step's validation while it waits for its own.
 It never runs a Task itself and never writes the DB.
 
 Protocol (no pickle): a ``SOCK_SEQPACKET`` control socket carries JSON requests — ``run`` with the
@@ -27,6 +28,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from flows.backends.step_kernel import Spare, reap
@@ -43,6 +45,9 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
 
     _import_what_runs_need()
 
+    from lute_kernel import parse_memo
+
+    parse_memo.enable()  # each spare parses the config and site profile in its rehearsal, its step reuses them
     registry = discover()
     spare: Optional[Spare] = Spare.fork(registry, [control.fileno()])
     runs: Dict[str, int] = {}  # run id -> pid, while the child runs
@@ -50,8 +55,14 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
     poller = select.poll()
     poller.register(control.fileno(), select.POLLIN)
     closing = False
+    later: Optional[Tuple[float, Any]] = None  # (when, the step just handed on): fork the next spare then
     while not closing or pidfds:
-        for fd, _ in poller.poll():
+        events = poller.poll(None if later is None else max(0.0, later[0] - time.monotonic()) * 1000)
+        if later is not None and (closing or time.monotonic() >= later[0]):
+            if not closing and spare is None:
+                spare = _fork_spare(registry, [control.fileno(), *pidfds], later[1])
+            later = None
+        for fd, _ in events:
             if fd in pidfds:
                 run_id, pid = pidfds.pop(fd)
                 poller.unregister(fd)
@@ -88,14 +99,24 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
             runs[run_id] = pid
             poller.register(pidfd, select.POLLIN)
             control.send(json.dumps({"op": "started", "id": run_id, "pid": pid}).encode())
-            try:
-                spare = Spare.fork(registry, [control.fileno(), *pidfds])  # while this step's container starts
-            except OSError:
-                spare = None  # no process to spare now: the next step forks its own
+            later = (time.monotonic() + SPARE_DELAY_S, request.get("request"))
         if closing and spare is not None:
             spare.dismiss()
             spare = None
     return 0
+
+
+SPARE_DELAY_S = 0.03
+"""How long after a step is handed on the server waits to fork the next spare: the fork and the
+spare's rehearsal (~10-20 ms of CPU) then overlap the step's container start, not its validation
+and launch."""
+
+
+def _fork_spare(registry: Any, inherited: List[int], warm_up: Any) -> Optional[Spare]:
+    try:
+        return Spare.fork(registry, inherited, warm_up if isinstance(warm_up, dict) else None)
+    except OSError:
+        return None  # no process to spare now: the next step forks its own
 
 
 def _signal(pid: int, signum: int) -> None:

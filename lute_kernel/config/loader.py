@@ -27,6 +27,7 @@ from lute_kernel.config.yaml_lines import (
     short_tags,
 )
 from lute_kernel.errors import ConfigError
+from lute_kernel.parse_memo import parsed
 
 DEFAULT_TASK_TIMEOUT = 600
 """Seconds; what ``task_timeout`` is when the header leaves it out."""
@@ -164,7 +165,7 @@ def load_config(
 
 def _parse(text: str, where: str, limits: ConfigLimits) -> List[YamlDocument]:
     try:
-        return parse_documents(text, limits)
+        return parsed(("config", text, limits), lambda: parse_documents(text, limits))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = short_tags(exc.problem or exc.context or "malformed YAML")

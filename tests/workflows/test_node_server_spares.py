@@ -35,6 +35,15 @@ exec(CHILDREN_OF, namespace)
 _children_of: Callable[[int], List[int]] = namespace["children_of"]
 
 
+def _drive(script: str, args: List[str], env: Dict[str, str]) -> List[str]:
+    """Run a driver script against a real node server; return its output lines (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 DRIVER = r"""
 import json, os, sys
 from flows.backends.node_server import NodeServer, run_lines
@@ -117,16 +126,47 @@ server.close()
 
 def test_a_spare_killed_while_it_waits_is_replaced(make_config: Callable[..., Path], cli_env: Dict[str, str]) -> None:
     config = make_config({"Test": {"sleep_secs": 0, "compound_var": {"int_var": 1}}})
-    done = subprocess.run(
-        [sys.executable, "-c", CHILDREN_OF + SPARE_KILLED, str(config)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=cli_env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = _drive(CHILDREN_OF + SPARE_KILLED, [str(config)], cli_env)
     assert lines[0] == "FIRST COMPLETED"
     assert "KILLED" in lines
     assert lines[-1] == "SECOND COMPLETED"
+
+
+EDITED_BETWEEN_STEPS = r"""
+import os, sqlite3, sys
+from pathlib import Path
+from flows.backends.node_server import NodeServer, run_lines
+
+config, db = Path(sys.argv[1]), sys.argv[2]
+server = NodeServer.fork()
+request = {"task": "Test", "config": str(config), "site": None, "runtime": "local", "host_env": dict(os.environ)}
+
+def step():
+    run_id, stream, pid = server.start(request)
+    final = run_lines(stream, lambda line: None)
+    stream.close()
+    return final.get("status") or final["kind"]
+
+text = config.read_text()
+print("FIRST", step())  # the spare forked after it rehearses this config's text
+config.write_text(text.replace("first", "second, edited"))
+print("EDITED", step())
+config.write_text(text + "Test: [\n")  # not YAML any more
+print("BROKEN", step())
+config.write_text(text)
+print("RESTORED", step())
+server.close()
+rows = sqlite3.connect(db).execute('SELECT str_var FROM Test ORDER BY id').fetchall()
+print("ROWS", [row[0] for row in rows])
+"""
+
+
+def test_a_step_validates_its_own_config_not_the_one_its_spare_rehearsed(
+    make_config: Callable[..., Path], cli_env: Dict[str, str], work_dir: Path
+) -> None:
+    # Each spare rehearses the step before its own (parsed files kept by their text): an edit
+    # between steps must reach the next step, a broken file must fail it, a restored one pass.
+    config = make_config({"Test": {"sleep_secs": 0, "str_var": "first", "compound_var": {"int_var": 1}}})
+    lines = _drive(EDITED_BETWEEN_STEPS, [str(config), str(work_dir / "lute.db")], cli_env)
+    assert lines[:4] == ["FIRST COMPLETED", "EDITED COMPLETED", "BROKEN input_error", "RESTORED COMPLETED"]
+    assert lines[-1] == "ROWS ['first', 'second, edited', 'first']"
