@@ -43,6 +43,10 @@ def run_all_and_report(tasks: Sequence[str], config: Path, **options: Any) -> in
     row, as separate ``run`` commands would. Returns the exit code of the last Task run.
     """
     code = EXIT_OK
+    if len(tasks) > 1:  # the same config and site profile for each: parsed once (an edit meanwhile still counts)
+        from lute_kernel import parse_memo
+
+        parse_memo.enable()
     for index, task in enumerate(tasks):
         code = run_and_report(task, config, **options)
         if code != EXIT_OK:
