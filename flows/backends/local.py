@@ -10,6 +10,7 @@ the Task still runs in its image.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -110,11 +111,34 @@ def result_from_line(task: str, final: Optional[Dict[str, Any]], seconds: float)
             seconds=float(final.get("seconds", seconds)),
             reason=str(final.get("reason") or final.get("not_recorded") or ""),
             exit_code=final.get("exit_code"),
+            extra={"phases": _phases(final.get("phases"))},
         )
     if kind == "cancelled":
         return NodeResult(NodeState.CANCELLED, task, seconds=seconds, reason=str(final.get("message", "")))
     prefix = "bad input: " if kind == "input_error" else ""
     return NodeResult(NodeState.FAILED, task, seconds=seconds, reason=prefix + str(final.get("message", "")))
+
+
+def _phases(value: Any) -> Dict[str, float]:
+    """A step's ``{phase: ms}`` from its kernel's line, keeping only names with finite numbers."""
+    if not isinstance(value, dict):
+        return {}
+    kept = {}
+    for name, ms in value.items():
+        number = _milliseconds(ms)
+        if number is not None:
+            kept[str(name)] = number
+    return kept
+
+
+def _milliseconds(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (JSON allows it)
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _run_in_thread(request: NodeRequest, on_line: LineSink, running: RunningNodes, key: str) -> NodeResult:
@@ -168,4 +192,5 @@ def _run_in_thread(request: NodeRequest, on_line: LineSink, running: RunningNode
         seconds=outcome.seconds,
         reason=outcome.reason or outcome.not_recorded,
         exit_code=outcome.exit_code,
+        extra={"phases": outcome.timeline.step_phases()},
     )

@@ -185,6 +185,7 @@ def run_step(request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any) -
             "reason": outcome.reason,
             "seconds": outcome.seconds,
             "not_recorded": outcome.not_recorded,
+            "phases": outcome.timeline.step_phases(),
         }
     )
     return 0 if outcome.ok else 1

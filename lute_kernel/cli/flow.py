@@ -64,6 +64,12 @@ def run(
         Optional[str],
         typer.Option("--sbatch-args", help="More sbatch options for every slurm step, e.g. '--overcommit'."),
     ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile", help="At the end, where the local steps' time went: each phase's median (or LUTE_PROFILE=1)."
+        ),
+    ] = False,
 ) -> None:
     """Check the whole flow, then run it as a Prefect flow, with a live table of its steps."""
     from flows.arp import ArpContext
@@ -84,14 +90,14 @@ def run(
 
         server = NodeServer.fork()  # before Prefect starts its threads: the steps' kernels fork from it
     try:
-        code = _run_flow(prepared, LocalHooks(prepared, server, None, arp))
+        code = _run_flow(prepared, LocalHooks(prepared, server, None, arp), profile=profile)
     finally:
         if server is not None:
             server.close()
     raise typer.Exit(code)
 
 
-def _run_flow(prepared: Any, hooks: Any) -> int:
+def _run_flow(prepared: Any, hooks: Any, *, profile: bool = False) -> int:
     from flows.local_hooks import install
     from lute_kernel.cli.flow_display import FlowDisplay
 
@@ -117,6 +123,10 @@ def _run_flow(prepared: Any, hooks: Any) -> int:
                 sbatch_args=list(options.sbatch_args), return_state=True,
             )  # fmt: skip
     failed = display.failed()
+    from lute_kernel.profile import profiling_requested
+
+    if profile or profiling_requested():
+        typer.echo(display.profile_report(), err=True)
     typer.echo(f"flow: {state.name}" + (f" — {state.message}" if state.message else ""))
     return EXIT_TASK_FAILED if failed or not state.is_completed() else EXIT_OK
 

@@ -49,6 +49,7 @@ class FlowDisplay:
         self.rows: Dict[str, _Row] = {label: _Row(task) for label, task in steps}
         self._lock = threading.RLock()
         self._live: Optional[Live] = None
+        self.phases: List[Dict[str, float]] = []  # each finished attempt's breakdown (``flow run --profile``)
 
     def __enter__(self) -> FlowDisplay:
         if self.console.is_terminal:
@@ -90,6 +91,8 @@ class FlowDisplay:
             result = event.result
             if result is not None:
                 row.seconds, row.row = result.seconds, result.row_id
+                if result.extra.get("phases"):
+                    self.phases.append(result.extra["phases"])
             row.note = event.reason if row.state != "COMPLETED" else ""
             if row.attempt > 1:
                 row.note = f"{row.attempt} attempts" + (f"; {row.note}" if row.note else "")
@@ -131,6 +134,13 @@ class FlowDisplay:
                     row.note,
                 )
         return table
+
+    def profile_report(self) -> str:
+        """Where the steps' time went: each phase's median over the steps that ran (``flow run --profile``)."""
+        from lute_kernel.profile import steps_report
+
+        with self._lock:
+            return steps_report(self.phases)
 
     def failed(self) -> List[str]:
         """Return the steps that ran and did not complete (or were cancelled before they started)."""

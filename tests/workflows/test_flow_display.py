@@ -6,6 +6,7 @@ import io
 
 from rich.console import Console
 
+from flows.backends.base import NodeResult
 from flows.runtime import FlowEvent, NodeState
 from lute_kernel.cli.flow_display import FlowDisplay, progress_bar
 
@@ -42,3 +43,24 @@ def test_on_a_terminal_progress_is_a_bar_in_the_table_not_a_line() -> None:
         Console(file=rendered, width=160, color_system=None).print(display.table())
     assert "▰▰▰▰▰▰▱▱▱▱▱▱ 5/10 half" in rendered.getvalue()
     assert "[Tester] progress" not in out.getvalue()
+
+
+def test_the_profile_is_each_phases_median_over_the_steps_that_reported_one() -> None:
+    display, _ = _display(terminal=False)
+    with display:
+        for ms in (1.0, 5.0, 3.0):
+            result = NodeResult(NodeState.COMPLETED, "Test", extra={"phases": {"Task": ms}})
+            display(FlowEvent("state", "Tester", "Test", state=NodeState.COMPLETED, attempt=1, result=result))
+        display(
+            FlowEvent(
+                "state",
+                "Tester",
+                "Test",
+                state=NodeState.FAILED,
+                attempt=2,
+                result=NodeResult(NodeState.FAILED, "Test"),
+            )
+        )
+    report = display.profile_report().splitlines()
+    assert report[0] == "lute-kernel profile: 3 steps, the median of each phase"
+    assert report[1].split() == ["Task", "3.0", "ms", "(3", "steps)"]

@@ -141,14 +141,17 @@ config, db = Path(sys.argv[1]), sys.argv[2]
 server = NodeServer.fork()
 request = {"task": "Test", "config": str(config), "site": None, "runtime": "local", "host_env": dict(os.environ)}
 
+finals = []
+
 def step():
     run_id, stream, pid = server.start(request)
-    final = run_lines(stream, lambda line: None)
+    finals.append(run_lines(stream, lambda line: None))
     stream.close()
-    return final.get("status") or final["kind"]
+    return finals[-1].get("status") or finals[-1]["kind"]
 
 text = config.read_text()
 print("FIRST", step())  # the spare forked after it rehearses this config's text
+print("PHASES", sorted(label for label, ms in finals[0]["phases"].items() if ms >= 0))
 config.write_text(text.replace("first", "second, edited"))
 print("EDITED", step())
 config.write_text(text + "Test: [\n")  # not YAML any more
@@ -168,5 +171,12 @@ def test_a_step_validates_its_own_config_not_the_one_its_spare_rehearsed(
     # between steps must reach the next step, a broken file must fail it, a restored one pass.
     config = make_config({"Test": {"sleep_secs": 0, "str_var": "first", "compound_var": {"int_var": 1}}})
     lines = _drive(EDITED_BETWEEN_STEPS, [str(config), str(work_dir / "lute.db")], cli_env)
-    assert lines[:4] == ["FIRST COMPLETED", "EDITED COMPLETED", "BROKEN input_error", "RESTORED COMPLETED"]
+    assert [line for line in lines if not line.startswith("PHASES")][:4] == [
+        "FIRST COMPLETED",
+        "EDITED COMPLETED",
+        "BROKEN input_error",
+        "RESTORED COMPLETED",
+    ]
+    phases = next(line for line in lines if line.startswith("PHASES"))  # for `flow run --profile`
+    assert "'Task'" in phases and "'in all (validation to recording)'" in phases and "host start-up" not in phases
     assert lines[-1] == "ROWS ['first', 'second, edited', 'first']"

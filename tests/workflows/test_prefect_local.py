@@ -117,6 +117,13 @@ def test_the_param_generation_dag_records_a_row_per_combination(flow_env: Dict[s
     ]
 
 
+def assert_profiled(stderr: str, steps: int) -> None:
+    """``flow run --profile``: each phase's median over the steps that ran, the Task's and the whole run's too."""
+    assert f"lute-kernel profile: {steps} steps, the median of each phase" in stderr, stderr
+    for phase in ("validation (config, parameters, plan)", "Task", "recording", "in all (validation to recording)"):
+        assert re.search(rf"^  {re.escape(phase)} +[0-9.]+ ms  \([0-9]+ steps\)$", stderr, re.M), (phase, stderr)
+
+
 RULES = """\
 !LUTE_DAG
 - task_name: Tester
@@ -143,7 +150,9 @@ def test_every_trigger_rule_and_skip_propagation(
     flow_env: Dict[str, str], dag_file: Callable[[str], Path], flow_config: Callable[..., Path], work_dir: Path
 ) -> None:
     dag = dag_file(RULES)
-    result = flow_cli("run", str(dag), "-c", str(flow_config()), "--max-parallel", "2", "--allow-unknown", env=flow_env)
+    result = flow_cli(
+        "run", str(dag), "-c", str(flow_config()), "--max-parallel", "2", "--allow-unknown", "--profile", env=flow_env
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert states(result.stdout) == {
         "Tester": "COMPLETED",
@@ -164,6 +173,7 @@ def test_every_trigger_rule_and_skip_propagation(
     assert "[WriteTester] SKIPPED: ALL_SUCCESS, but BinaryErrTester FAILED" in result.stdout
     assert "[ReadTester] SKIPPED: ALL_SUCCESS, but WriteTester SKIPPED" in result.stdout
     assert len(rows(work_dir, "Test")) == 3 and statuses(work_dir, "TestWriteOutput") == ["COMPLETED"]
+    assert_profiled(result.stderr, steps=9)  # those that ran (COMPLETED or FAILED)
     assert rows(work_dir, "TestReadOutput") == []
 
 
@@ -272,7 +282,9 @@ def test_the_kernel_api_in_the_flows_own_threads(
     env = {**flow_env, "LUTE_FLOW_NODE_SERVER": "0"}  # no node server: each Task's worker is exec'd
     dag = dag_file("!LUTE_DAG\ntask_name: Tester\nnext:\n- task_name: SocketTester\n")
     config = flow_config(experiment="{{ $EXPERIMENT }}", run="{{ $RUN }}")  # as configs for the eLog are written
+    env["LUTE_PROFILE"] = "1"
     result = flow_cli("run", str(dag), "-c", str(config), "-e", "mfx1", "-r", "3_2026-12-01T10:00:00", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [r["str_var"] for r in rows(work_dir, "Test")] == ["run 3 of mfx1"]
+    assert_profiled(result.stderr, steps=2)
     assert statuses(work_dir, "TestSocket") == ["COMPLETED"]
