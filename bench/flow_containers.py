@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -86,11 +88,21 @@ def run_in(env: Dict[str, str], folder: Path, runs: int = 5, steps: int = STEPS)
         result[f"{prefix}per_node_ms"] = ((flow_n - flow_1) / (steps - 1) - bare_n / steps) * 1000
         result[f"{prefix}per_node_with_startup_ms"] = (flow_n - bare_n) / steps * 1000
     result.update(steps=steps, runs=runs, target_ratio=TARGET_RATIO, target_node_ms=TARGET_NODE_MS)
+    profiled = subprocess.run([*commands["flow"], "--profile"], env={**env, **COLD}, capture_output=True, text=True)
+    result["step_profile"] = parse_steps_profile(profiled.stderr)  # once, after the timed runs
     result["commands"] = {
         "flow": " ".join(commands["flow"]),
         "bare": " ".join(bare[: bare.index("-c")]) + " -c <Test.run_standalone>",
     }
     return result
+
+
+_STEPS_LINE = re.compile(r"^  (\S.*?)\s+([0-9.]+) ms  \([0-9]+ steps\)$")
+
+
+def parse_steps_profile(stderr: str) -> Dict[str, float]:
+    """``{phase: median ms}`` from the lines ``flow run --profile`` prints (empty: it printed none)."""
+    return {m.group(1): float(m.group(2)) for m in map(_STEPS_LINE.match, stderr.splitlines()) if m}
 
 
 def meets(result: Dict[str, Any], prefix: str = "") -> bool:
@@ -138,6 +150,10 @@ def report(result: Dict[str, Any]) -> None:
         f"  ratio {result['ratio']:.2f}x; each further node adds {result['per_node_ms']:.0f} ms over its bare container"
         f" ({result['per_node_with_startup_ms']:.0f} ms with the flow's start-up spread over the {n})"
     )
+    if result.get("step_profile"):
+        print(f"  where a step's time went (`flow run --profile` of the {n}-node flow, median of each phase):")
+        for phase, ms in result["step_profile"].items():
+            print(f"    {phase:<40} {ms:8.1f} ms")
     if "served" in result:
         print(
             f"  warm kernel of flows (`serve --flows`): {n} nodes {result['served']['median']:.2f} s,"

@@ -170,3 +170,12 @@ def test_p4_has_a_warm_row_when_the_warm_kernel_of_flows_was_measured() -> None:
     assert "warm kernel (`serve --flows`)" in warm["measure"] and warm["verdict"] == "meets"
     assert warm["ratio"] == 1.1 and "+30 ms/node" in warm["target"]
     assert flow_containers.meets(served, "served_") and not flow_containers.meets(served)
+
+
+def test_p4_reads_the_steps_breakdown_flow_run_profile_prints() -> None:
+    from lute_kernel.profile import steps_report
+
+    printed = steps_report([{"Task": 2.0, "recording": 5.0}, {"Task": 4.0, "recording": 7.0}])
+    stderr = "some Prefect line\n" + printed + "\nflow: Completed"
+    assert flow_containers.parse_steps_profile(stderr) == {"Task": 3.0, "recording": 6.0}
+    assert flow_containers.parse_steps_profile("no profile here") == {}
