@@ -7,7 +7,7 @@ the spare, and the next spare is forked while that step's container starts (``SP
 after the request: its fork then does not slow the step's validation and launch). While it waits,
 a spare rehearses the step before its own (`rehearse`: validation only), so its own step finds
 the Task imported, the config and site parsed and its memory its own (a flow step's validation
-~13-17 → ~6-7 ms here).
+~13-17 → ~2.5 ms here).
 
 A spare waits for one request on its own ``SOCK_SEQPACKET`` channel (the step's request as JSON,
 its output socket attached) and is then an ordinary kernel run: ``lute_kernel.api.prepare``, then
@@ -116,7 +116,7 @@ def rehearse(request: Dict[str, Any], registry: Any) -> None:
     Why: what a kernel's first ``prepare`` does once per process — the Task's module imported, the
     config and site profile parsed (kept by ``lute_kernel.parse_memo``), regexes compiled, the
     first touch of memory shared with the server since the fork — was paid on every step's path
-    (~10-17 ms of a flow step's validation; ~6 ms after a rehearsal). The spare does it while it
+    (~10-17 ms of a flow step's validation; ~2.5 ms after a rehearsal). The spare does it while it
     waits, with the request of the step before it (a flow's steps mostly share their config, site
     and runtime). It launches and writes nothing; whatever it raises is the real step's to report.
     """
