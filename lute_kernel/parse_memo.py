@@ -1,11 +1,12 @@
 """Parsed YAML remembered by text, for the processes that prepare many runs of the same files.
 
 Why: every step of a flow reads the same config and site profile, and parsing them is most of a
-step's validation (~3-5 ms of YAML for a small config, tens of ms for a facility one). The node
-server turns this on (``enable``) before it prepares a step itself, so the steps it forks find
-both already parsed. Keyed by the file's text (with the parse's limits), so an edited file is
-parsed again and nothing can go stale; each caller gets its own deep copy, so nothing it changes
-reaches the next. Off by default: a one-off ``run`` parses each file once and pays no copy.
+step's validation (~1-5 ms of YAML for a small config, tens of ms for a facility one). The node
+server turns this on (``enable``), so each spare kernel's rehearsal parses both and its own step
+finds them parsed; ``run A B C`` turns it on too. Keyed by the file's text (with the parse's
+limits), so an edited file is parsed again and nothing can go stale; each caller gets its own copy
+(``fresh``), so nothing it changes reaches the next. Off by default: a one-off ``run`` parses each
+file once and pays no copy.
 Only successful parses are kept (an error is raised again on every call), at most ``MAX_ENTRIES``.
 """
 
