@@ -200,6 +200,7 @@ def _launch(
             outcome.state.launch_failed(f"{what} failed: {type(exc).__name__}: {exc}")
             return outcome
     try:
+        recorder.begin_soon()  # the writer process writes the RUNNING row while the spawn goes on
         return execute(
             prepared.plan, prepared.request, _settings(prepared), on_event=on_event, cancel=cancel, admit=recorder.begin
         )

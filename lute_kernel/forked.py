@@ -17,6 +17,7 @@ the Apptainer runtime's job; ``LUTE_NO_FORK=1`` gives the exec path.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -96,6 +97,7 @@ def _become_worker(
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.enable()  # as in a new interpreter, whatever the kernel's start-up did with it
     os.close(ready_fd)  # our group exists and signals act as after exec: the parent may signal us now
     for handler in logging.getLogger().handlers[:]:
         logging.getLogger().removeHandler(handler)

@@ -222,6 +222,8 @@ class LaunchSession:
         if self.kill_at is not None or not self.state.tore_down(status, reason):
             return
         self.on_event(RunEvent("status", f"{reason}: sending {signal_name(signum)} to the Task"))
+        if self.server is not None:
+            self.server.workers_stopping()
         signal_group(pgid, signum)
         self.kill_at = time.monotonic() + self.settings.grace_s
 

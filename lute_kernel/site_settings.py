@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class ApptainerSettings(BaseModel):
     """How Tasks run in Apptainer at this site (``apptainer:`` in the site profile)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     binary: str = Field("apptainer", description="The apptainer (or singularity) command.")
     exec_flags: List[str] = Field(
@@ -53,7 +53,7 @@ class ApptainerSettings(BaseModel):
 class ImageSettings(BaseModel):
     """How this site builds images (``images:`` in the site profile; used by ``lute-kernel images``)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     bootstrap: Literal["debootstrap", "docker"] = Field(
         "debootstrap",
@@ -98,7 +98,7 @@ class ImageSettings(BaseModel):
 class MpiSettings(BaseModel):
     """How MPI Tasks are launched at this site (``mpi:`` in the site profile)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     launcher: Literal["auto", "srun", "mpirun"] = Field(
         "auto", description="'auto': srun inside a Slurm allocation, else mpirun if fallback_to_mpirun."
@@ -143,7 +143,7 @@ class SlurmSettings(BaseModel):
     command line overrides both.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     partition: Optional[str] = Field(None, description="sbatch --partition (None: the cluster's default partition).")
     account: Optional[str] = Field(None, description="sbatch --account (S3DF: 'lcls:<experiment>').")
@@ -170,7 +170,7 @@ class FlowSettings(BaseModel):
     they win (a DAG written for S3DF's ``--partition=milano`` runs on this site's partition).
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     api_url: Optional[str] = Field(
         None,

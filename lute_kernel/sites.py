@@ -16,12 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, List, Literal, Mapping, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from lute_kernel.errors import ConfigError, InputError
 from lute_kernel.header import pattern_problem
-from lute_kernel.parse_memo import parsed
 from lute_kernel.site_files import (
     DEFAULT_SITE,
     available_sites,
@@ -30,6 +28,8 @@ from lute_kernel.site_files import (
     site_name,
     sites_dir,
 )
+from lute_kernel.site_memo import keep_profile, kept_profile
+from lute_kernel.site_reading import parse_profile, read_profile_text
 from lute_kernel.site_settings import ApptainerSettings, FlowSettings, ImageSettings, MpiSettings, SlurmSettings
 
 __all__ = [
@@ -66,7 +66,7 @@ DATA_ROOT_ENV = "LUTE_DATA_ROOT"
 class SiteProfile(BaseModel):
     """Settings of one site, validated; the same model documents every option."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)  # built on first validation: see site_memo
 
     name: str
     description: str = ""
@@ -233,40 +233,18 @@ def load_site(name: Optional[str] = None) -> SiteProfile:
     raise ConfigError(f"unknown site {name!r} (known: {known})", path=str(sites_dir() / f"{name}.yaml"))
 
 
-def _read_profile(path: Path) -> Any:
-    where = str(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ConfigError("site profile does not exist", path=where) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot read the site profile: {getattr(exc, 'strerror', None) or exc}", path=where
-        ) from None
-    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would be read forever
-        raise ConfigError("site profile is not a regular file", path=where)
-    if info.st_size > MAX_PROFILE_BYTES:
-        raise ConfigError(f"site profile is larger than {MAX_PROFILE_BYTES} bytes: not a profile", path=where)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_PROFILE_BYTES + 1)
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the site profile: {exc.strerror or exc}", path=where) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"site profile is not UTF-8 text ({exc.reason} at byte {exc.start})", path=where) from None
-    try:
-        return parsed(("site", text), lambda: yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"site profile is not valid YAML: {exc}", path=where, line=line) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # bad tags (!!float "x"), deep nesting
-        raise ConfigError(f"site profile is not valid YAML: {type(exc).__name__}: {exc}", path=where) from None
-
-
 def _load_profile(path: Path, name: str, *, by_path: bool) -> SiteProfile:
-    data = _read_profile(path)
+    text = read_profile_text(path)
+    profile = kept_profile(SiteProfile, text, name)  # this exact text validated before: no parse, no validation
+    if profile is None:
+        profile = _validated(parse_profile(text, str(path)), name, path)
+        keep_profile(profile, text, name)
+    profile._source = str(path)
+    profile._by_path = by_path
+    return profile
+
+
+def _validated(data: Any, name: str, path: Path) -> SiteProfile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -283,6 +261,4 @@ def _load_profile(path: Path, name: str, *, by_path: bool) -> SiteProfile:
         raise ConfigError(f"invalid site profile: {'; '.join(problems)}{more}", path=str(path)) from None
     except RecursionError:
         raise ConfigError("invalid site profile: nested too deeply", path=str(path)) from None
-    profile._source = str(path)
-    profile._by_path = by_path
     return profile

@@ -32,6 +32,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from lute_kernel.file_stamps import settled
 
 CACHE_VERSION = 2
+ENTRY_POINT_VARIANTS = 4
+"""Entry-point answers kept per group, one per ``sys.path`` (the most recent first)."""
 TASK_BASES = frozenset({"Task", "ThirdPartyTask"})
 
 
@@ -280,9 +282,11 @@ def cached_entry_points(group: str) -> List[Tuple[str, str]]:
         except OSError:
             stamps.append([entry, None])
     cache = _Cache()
-    cached = cache.entry_points.get(group)
-    if isinstance(cached, dict) and cached.get("stamps") == stamps:
-        return [(str(n), str(v)) for n, v in cached.get("entries", [])]
+    kept = cache.entry_points.get(group)
+    variants = [kept] if isinstance(kept, dict) else [v for v in kept or [] if isinstance(v, dict)]
+    for cached in variants:
+        if cached.get("stamps") == stamps:
+            return [(str(n), str(v)) for n, v in cached.get("entries", [])]
     from importlib import metadata
 
     found = metadata.entry_points()
@@ -290,7 +294,10 @@ def cached_entry_points(group: str) -> List[Tuple[str, str]]:
     selected = list(found.select(group=group)) if hasattr(found, "select") else list(found.get(group, []))
     entries = [(e.name, e.value) for e in selected]
     if settled((mtime for _, mtime in stamps), stamped_at):
-        cache.entry_points[group] = {"stamps": stamps, "entries": [list(e) for e in entries]}
+        # One answer per sys.path the group was asked with (`lute-kernel` and `python -m` differ by
+        # their first entry): two ways of starting the kernel in turn must not scan every time.
+        variants = [{"stamps": stamps, "entries": [list(e) for e in entries]}, *variants][:ENTRY_POINT_VARIANTS]
+        cache.entry_points[group] = variants
         cache.changed = True
         cache.save()
     return entries

@@ -117,3 +117,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if text:
         terminalreporter.write_sep("=", "reliability figures (tests/reliability)")
         terminalreporter.write_line(text)
+
+
+def json_values(max_int: int = 2**70, max_leaves: int = 8) -> Any:
+    """Generated JSON-like values (None, bools, ints, finite floats, text; lists and str-keyed dicts of them)."""
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(
+        st.none(), st.booleans(), st.integers(-max_int, max_int), st.floats(allow_nan=False), st.text(max_size=12)
+    )
+    keys = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
+        max_leaves=max_leaves,
+    )

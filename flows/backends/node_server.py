@@ -129,6 +129,7 @@ def _signal(pid: int, signum: int) -> None:
 WARM_MODULES = (
     "lute_kernel.db.records",  # peewee, sqlite3: the RUNNING row and the recording
     "lute_kernel.db.writer",
+    "lute_kernel.db.writer_process",  # the recorder calls the writer through it (here: in this process)
     "lute_kernel.db.recordable",
     "lute_kernel.db.liveness",
     "lute_kernel.images.lookup",  # --runtime apptainer: finding the image and its sandbox

@@ -4,7 +4,8 @@ Owns recognising a plain ``run`` command line (a Task, ``-c/--config`` and the r
 or completion request) and parsing it with argparse, so a run pays ~0.1 s less before its Task may
 start. Anything else — ``--help``, a usage error, an option it does not know — returns None and the
 typer app handles the command as always, so errors and help read exactly as they do there.
-Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`; the lean one then ends the process
+Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`; the lean one first forks the run's
+database writer (:mod:`lute_kernel.db.writer_process`) when the process is its own, and then ends the process
 without the interpreter's teardown (:mod:`lute_kernel.cli.quick_exit`) when the command line is the
 process's own. A plain ``tasks`` listing
 (``--site``, ``--[no-]show-failures``) goes straight to :func:`lute_kernel.cli.task_list.print_task_list`,
@@ -58,7 +59,17 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
     options = parse_run(argv)
     if options is None:
         return None
-    from lute_kernel.cli.quick_exit import end_command
+    from lute_kernel.cli.quick_exit import end_command, is_own_command
+
+    if is_own_command(argv):  # before the imports below: the DB layer's import then overlaps them
+        from lute_kernel.cli import start_up_gc
+        from lute_kernel.db.writer_process import start
+
+        start_up_gc.hold()  # until the first Task is prepared (run_cmd releases it)
+        start()
+    from lute_kernel.pydantic_plugins import skip_lookup_when_none
+
+    skip_lookup_when_none()  # before the first validator: pydantic's plugin lookup costs ~20 ms
     from lute_kernel.cli.run_cmd import run_all_and_report
 
     code = run_all_and_report(

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
+from lute_kernel.cli import start_up_gc
 from lute_kernel.cli.messages import print_error
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED, InputError, LuteError
 
@@ -76,6 +77,8 @@ def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile:
             done = done_row(prepared) if skip_done else None
         except LuteError as err:
             return _error_code(err)
+        finally:
+            start_up_gc.release()  # the collector is on again before any Task code runs
         if done is not None:
             from lute_kernel.db import db_path
 

@@ -14,18 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
-
+from lute_kernel import parse_cache
+from lute_kernel.config.documents import YamlDocument
 from lute_kernel.config.limits import DEFAULT_LIMITS, ConfigLimits
 from lute_kernel.config.reading import read_config_text
 from lute_kernel.config.substitution import HEADER, Resolver
-from lute_kernel.config.yaml_lines import (
-    DocumentShapeError,
-    RecursiveAliasError,
-    YamlDocument,
-    parse_documents,
-    short_tags,
-)
 from lute_kernel.errors import ConfigError
 from lute_kernel.parse_memo import parsed
 
@@ -164,8 +157,31 @@ def load_config(
 
 
 def _parse(text: str, where: str, limits: ConfigLimits) -> List[YamlDocument]:
+    return parsed(("config", text, limits), lambda: _kept_or_parsed(text, where, limits))
+
+
+_PARSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "yaml_lines.py")
+"""The module whose code makes a config's documents (their lines among them): part of a kept parse's key."""
+
+
+def _kept_or_parsed(text: str, where: str, limits: ConfigLimits) -> List[YamlDocument]:
+    """The documents of ``text``: from the parse cache when this exact text was parsed before, else PyYAML's."""
+    detail = f"{limits!r}|{parse_cache.file_stamps(_PARSER)}"
+    kept = parse_cache.load("config", text, detail)
+    if isinstance(kept, list) and all(isinstance(d, list) and len(d) == 3 for d in kept):
+        return [YamlDocument(data, dict(lines), int(start)) for data, lines, start in kept]
+    documents = _parse_with_pyyaml(text, where, limits)
+    parse_cache.store("config", text, [[d.data, d.lines, d.start_line] for d in documents], detail)
+    return documents
+
+
+def _parse_with_pyyaml(text: str, where: str, limits: ConfigLimits) -> List[YamlDocument]:
+    import yaml  # here: a config read from the parse cache never needs it (~10 ms)
+
+    from lute_kernel.config.yaml_lines import DocumentShapeError, RecursiveAliasError, parse_documents, short_tags
+
     try:
-        return parsed(("config", text, limits), lambda: parse_documents(text, limits))
+        return parse_documents(text, limits)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = short_tags(exc.problem or exc.context or "malformed YAML")

@@ -17,12 +17,12 @@ caller to word.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import yaml
 from yaml.constructor import ConstructorError
 
+from lute_kernel.config.documents import YamlDocument
 from lute_kernel.config.limits import DEFAULT_LIMITS, ConfigLimits
 
 USES_LIBYAML = hasattr(yaml, "CSafeLoader")
@@ -56,22 +56,6 @@ class DocumentShapeError(ValueError):
 
 class RecursiveAliasError(DocumentShapeError):
     """A YAML alias refers to a node that contains it, so the data is not a tree."""
-
-
-@dataclass(frozen=True)
-class YamlDocument:
-    """One YAML document: its data and where its keys are.
-
-    Attributes:
-        data: The document as PyYAML's safe loader constructs it.
-        lines: Dotted key path (``Section.key.0.sub``) to the 1-based line of that key
-            (of the item, for sequence elements).
-        start_line: 1-based line where the document's content starts.
-    """
-
-    data: Any
-    lines: Dict[str, int]
-    start_line: int
 
 
 def short_tag(tag: str) -> str:

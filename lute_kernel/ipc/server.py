@@ -90,6 +90,8 @@ class IpcServer:
         self.max_bytes = max_bytes
         self.admission = Admission(token, max_bytes)
         self.ledger = ConnectionLedger()
+        self.stopping_workers = False
+        """Set by `workers_stopping`: a handshake broken off from then on is a worker the kernel stops."""
         self.server_key = ""
         self._expected_client_key = b""
         self._context = zmq.Context()
@@ -205,8 +207,19 @@ class IpcServer:
                 self.ledger.on_accepted(value)
             elif event == zmq.EVENT_DISCONNECTED:
                 self.ledger.on_disconnected(value)
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and self.stopping_workers:
+                pass  # the peer went away mid-handshake because the kernel is stopping it: no stranger
             elif event in _HANDSHAKE_FAILED and event != zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self.admission.tally.add(HANDSHAKES, f"a handshake that failed with {_HANDSHAKE_FAILED[event]}")
+
+    def workers_stopping(self) -> None:
+        """The kernel is signalling its workers to stop: a handshake they break off is not a stranger's.
+
+        A worker killed while it connects (a refused admission, a timeout or a cancel during its
+        start) leaves a handshake that "failed with no detail"; counted, it would read as a
+        stranger on the socket in the run's warning.
+        """
+        self.stopping_workers = True
 
     def all_disconnected(self) -> bool:
         """Return True once every worker connection has closed."""

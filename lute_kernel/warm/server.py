@@ -48,6 +48,7 @@ PRELOAD = (
     "lute_kernel.launchers.mpirun",
     "lute_kernel.db.records",
     "lute_kernel.db.writer",
+    "lute_kernel.db.writer_process",  # the recorder calls the writer through it (here: in this process)
     "lute_kernel.db.recordable",
     "lute_kernel.db.liveness",
     "lute_kernel.images.lookup",

@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -157,3 +158,26 @@ def test_entries_of_files_that_are_gone_leave_the_cache_when_it_is_written(tmp_p
     assert [e.name for e in build_index([new]).entries] == ["NewCheckoutTask"]
     files = task_index.json.loads(cache_file.read_text())["files"]
     assert list(files) == [str((new / "one.py").resolve())]
+
+
+def test_entry_points_are_kept_per_sys_path_so_two_ways_of_starting_do_not_rescan(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from importlib import metadata
+
+    scans: List[int] = []
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points", lambda *a, **k: (scans.append(1), real(*a, **k))[1])
+    first, second = [str(tmp_path / "a"), *sys.path], [str(tmp_path / "b"), *sys.path]
+    for path in (first, second, first, second, first):
+        monkeypatch.setattr(sys, "path", path)
+        task_index._read.clear()  # as a new process would: read from the file
+        assert task_index.cached_entry_points("lute_kernel.tasks") == task_index.cached_entry_points(
+            "lute_kernel.tasks"
+        )
+    assert len(scans) == 2  # once per sys.path, then from the cache
+    for n in range(task_index.ENTRY_POINT_VARIANTS + 1):
+        monkeypatch.setattr(sys, "path", [str(tmp_path / f"v{n}"), *sys.path[1:]])
+        task_index.cached_entry_points("lute_kernel.tasks")
+    cache = task_index._Cache()
+    assert len(cache.entry_points["lute_kernel.tasks"]) == task_index.ENTRY_POINT_VARIANTS
