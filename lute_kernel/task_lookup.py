@@ -21,11 +21,11 @@ from lute_kernel.registry import (
     default_tasks_dirs,
     discover,
 )
-from lute_kernel.task_catalogue import TaskFacts, catalogue
 from lute_kernel.task_index import build_index
 
 if TYPE_CHECKING:
     from lute_kernel.task import TaskSpec
+    from lute_kernel.task_catalogue import TaskFacts
 
 
 def registry_for(
@@ -79,6 +79,8 @@ def task_catalogue(tasks_dirs: Optional[Iterable[Path]] = None) -> Tuple[List[Ta
     claimed twice are reported as conflicts, as :func:`discover` does. Entry points that are plain
     modules (not folders) are imported every time.
     """
+    from lute_kernel.task_catalogue import catalogue  # for listings only: `run` needs one Task's module
+
     timeout_s, problem = import_timeout()
     failures: List[LoadFailure] = [LoadFailure("environment", problem)] if problem else []
     discovery = _Discovery(Registry(), timeout_s)

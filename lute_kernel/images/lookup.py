@@ -17,7 +17,6 @@ from lute_kernel.errors import InputError
 from lute_kernel.images.manifest import read_manifest
 from lute_kernel.images.mpi import ImageMpi
 from lute_kernel.images.paths import MANIFEST_NAME, RECIPE_SUFFIX, default_images_dir, default_recipes_dir
-from lute_kernel.images.recipes import read_meta, recipe_names, unknown_image_error
 from lute_kernel.images.sandbox import ready_sandbox
 from lute_kernel.sites import SiteProfile
 
@@ -43,6 +42,8 @@ class BuiltImage:
 
 def known_images(recipes_dir: Optional[Path] = None, site: Optional[SiteProfile] = None) -> List[str]:
     """Return the names of the images that have a recipe."""
+    from lute_kernel.images.recipes import recipe_names
+
     return recipe_names(recipes_dir or default_recipes_dir(site))
 
 
@@ -62,10 +63,14 @@ def find_image(
     recipes = recipes_dir or default_recipes_dir(site)
     recipe = recipes / f"{name}{RECIPE_SUFFIX}"
     if not recipe.is_file():
+        from lute_kernel.images.recipes import recipe_names, unknown_image_error  # errors only: PyYAML, models
+
         raise unknown_image_error(name, recipe_names(recipes), recipes)
     manifest = (images_dir or default_images_dir(site, recipes)) / MANIFEST_NAME
     record = read_manifest(manifest).get(name)
     if record is None:
+        from lute_kernel.images.recipes import read_meta
+
         sites = read_meta(recipe).sites
         where = f" (it is built only at site {', '.join(sites)})" if sites and site.name not in sites else ""
         raise InputError(f"image {name!r} is not built{where}: run `just build-image {name}` (manifest {manifest})")
