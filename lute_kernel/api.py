@@ -32,9 +32,9 @@ from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
+from lute_kernel.task_files import task_files, write_task_files
 from lute_kernel.task_lookup import registry_for
 from lute_kernel.tasklets import run_tasklets
-from lute_kernel.templates import rendered_files, write_rendered
 from lute_kernel.validation import validate_header, validate_parameters
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -164,7 +164,7 @@ def explain(prepared: PreparedRun) -> Dict[str, Any]:
         "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
         "env": dict(sorted(prepared.plan.env.items())),
         "cwd": prepared.plan.cwd,
-        "files": {f.path: f.text for f in rendered_files(prepared.params)},  # written just before launch
+        "files": {f.path: f.text for f in task_files(prepared.params)},  # written just before launch
     }
 
 
@@ -189,7 +189,7 @@ def _launch(
     prepared: PreparedRun, recorder: RunRecorder, on_event: EventSink, cancel: Optional[CancelToken]
 ) -> ExecutionOutcome:
     steps = (
-        ("writing the Task's files", lambda: write_rendered(rendered_files(prepared.params))),  # templates
+        ("writing the Task's files", lambda: write_task_files(prepared.params)),  # templates
         ("a 'before' tasklet", lambda: run_tasklets(list(prepared.spec.cls.before), _tasklet_values(prepared.params))),
     )
     for what, step in steps:

@@ -1,4 +1,7 @@
-"""Launchers: how a Task's processes are started (one process, srun ranks, mpirun ranks)."""
+"""Launchers: how a Task's processes are started (one process, srun ranks, mpirun ranks).
+
+Each built-in is imported when it is asked for: a run imports the launcher it uses only.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,30 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from lute_kernel.errors import InputError
 from lute_kernel.launchers.base import Launcher
-from lute_kernel.launchers.direct import DirectLauncher
-from lute_kernel.launchers.mpirun import MpirunLauncher
-from lute_kernel.launchers.srun import SrunLauncher
 
 if TYPE_CHECKING:
     from lute_kernel.sites import SiteProfile
 
-BUILTIN_LAUNCHERS: Dict[str, Callable[[SiteProfile], Launcher]] = {
-    "direct": lambda site: DirectLauncher(),
-    "srun": lambda site: SrunLauncher(site.mpi),
-    "mpirun": lambda site: MpirunLauncher(site.mpi),
-}
+
+def _direct(site: SiteProfile) -> Launcher:
+    from lute_kernel.launchers.direct import DirectLauncher
+
+    return DirectLauncher()
+
+
+def _srun(site: SiteProfile) -> Launcher:
+    from lute_kernel.launchers.srun import SrunLauncher
+
+    return SrunLauncher(site.mpi)
+
+
+def _mpirun(site: SiteProfile) -> Launcher:
+    from lute_kernel.launchers.mpirun import MpirunLauncher
+
+    return MpirunLauncher(site.mpi)
+
+
+BUILTIN_LAUNCHERS: Dict[str, Callable[[SiteProfile], Launcher]] = {"direct": _direct, "srun": _srun, "mpirun": _mpirun}
 
 
 def make_launcher(name: str, site: Optional[SiteProfile] = None) -> Launcher:

@@ -1,21 +1,29 @@
-"""Runtimes: where a Task's process lives. Built-ins are registered here by name."""
+"""Runtimes: where a Task's process lives. Built-ins are registered here by name, imported when asked for."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from lute_kernel.errors import InputError
-from lute_kernel.runtimes.apptainer import ApptainerRuntime
 from lute_kernel.runtimes.base import Runtime
-from lute_kernel.runtimes.local import LocalRuntime
 
 if TYPE_CHECKING:
     from lute_kernel.sites import SiteProfile
 
-BUILTIN_RUNTIMES: Dict[str, Callable[[SiteProfile], Runtime]] = {
-    "local": lambda site: LocalRuntime(env_allowlist=site.env_allowlist),
-    "apptainer": ApptainerRuntime,
-}
+
+def _local(site: SiteProfile) -> Runtime:
+    from lute_kernel.runtimes.local import LocalRuntime
+
+    return LocalRuntime(env_allowlist=site.env_allowlist)
+
+
+def _apptainer(site: SiteProfile) -> Runtime:
+    from lute_kernel.runtimes.apptainer import ApptainerRuntime
+
+    return ApptainerRuntime(site)
+
+
+BUILTIN_RUNTIMES: Dict[str, Callable[[SiteProfile], Runtime]] = {"local": _local, "apptainer": _apptainer}
 
 
 def make_runtime(name: str, site: Optional[SiteProfile] = None) -> Runtime:
