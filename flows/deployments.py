@@ -62,14 +62,17 @@ def ensure_process_pool(name: str) -> bool:
     """Create the process work pool ``name`` when it does not exist; return True when it was created."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
             pool = client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
-            return True
+            try:
+                client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+                return True
+            except ObjectAlreadyExists:  # made meanwhile (a worker starting on it, another deploy): use it
+                pool = client.read_work_pool(name)
     if pool.type != "process":
         raise ValueError(f"work pool {name!r} is a {pool.type!r} pool; flows need a process pool")
     return False

@@ -44,6 +44,7 @@ PRELOAD = (
     "lute_kernel.deadman",
     "lute_kernel.runtimes.local",
     "lute_kernel.runtimes.apptainer",
+    "lute_kernel.launchers.direct",  # each runtime and launcher is imported when asked for
     "lute_kernel.launchers.srun",
     "lute_kernel.launchers.mpirun",
     "lute_kernel.db.records",
@@ -54,6 +55,8 @@ PRELOAD = (
     "lute_kernel.images.lookup",
     "lute_kernel.images.sandbox",
     "lute_kernel.summaries",
+    "lute_kernel.json_exact",  # what keeping a parse (or sending a row) checks first
+    "lute_kernel.templates",  # the files of Tasks that have templates (other runs never import it)
     "lute_kernel.cli.app",  # validate, explain, rerun: the typer app
     "lute_kernel.warm.child",  # what each child runs first (~3 ms when imported there)
     "importlib.resources.readers",  # what finding the packaged site profiles imports on first use
