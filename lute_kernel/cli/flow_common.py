@@ -58,8 +58,17 @@ class RunLogFilter:
         return not str(record.name).startswith(("prefect.flow_runs", "prefect.task_runs"))
 
 
+TEMPORARY_SERVER_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+TEMPORARY_SERVER_START_S = 90
+"""How long a flow waits for Prefect's temporary server to start (Prefect's own default, 20 s, is
+exceeded on a loaded 2-CPU node: measured once here, right after a test run); the variable wins."""
+
+
 class PrefectSettings:
     """The Prefect API URL to use: $PREFECT_API_URL, else the site's, else Prefect's own (or a temporary server).
+
+    A temporary server gets `TEMPORARY_SERVER_START_S` to start unless
+    $PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS says otherwise.
 
     A URL that does not answer is bad input (exit 2) before any step starts. ``foreground``: the flow
     runs in this process (``flow run``), which reports its own end, so it sends no heartbeats unless
@@ -77,6 +86,7 @@ class PrefectSettings:
         from prefect.settings import (
             PREFECT_API_URL,
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
             get_current_settings,
             temporary_settings,
         )
@@ -101,6 +111,8 @@ class PrefectSettings:
                 "flow: no Prefect server configured (PREFECT_API_URL): starting Prefect's temporary one", err=True
             )
         updates: Dict[Any, Any] = {PREFECT_API_URL: url} if url else {}
+        if not url and not os.environ.get(TEMPORARY_SERVER_TIMEOUT_ENV):
+            updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = TEMPORARY_SERVER_START_S
         asked = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")  # the second: its old name
         if self.foreground and not any(os.environ.get(name) for name in asked):
             updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None

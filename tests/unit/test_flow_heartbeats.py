@@ -47,3 +47,29 @@ def test_other_commands_keep_prefects_setting(monkeypatch: pytest.MonkeyPatch) -
 
     default = get_current_settings().flows.heartbeat_frequency
     assert heartbeat_seen(monkeypatch, foreground=False, asked=None) == default
+
+
+def _temporary_server_wait(monkeypatch: pytest.MonkeyPatch, asked: Optional[str]) -> int:
+    from prefect.settings import get_current_settings
+
+    from lute_kernel.cli.flow_common import PrefectSettings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    if asked is not None:
+        monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", asked)
+    if get_current_settings().api.url:
+        pytest.skip("a Prefect profile names a server here: no temporary one would start")
+    settings = PrefectSettings(SimpleNamespace(name="local", flows=SimpleNamespace(api_url=None)), foreground=True)
+    settings.__enter__()
+    try:
+        return int(get_current_settings().server.ephemeral.startup_timeout_seconds)
+    finally:
+        settings.__exit__(None, None, None)
+
+
+def test_a_temporary_server_gets_time_to_start_on_a_loaded_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lute_kernel.cli.flow_common import TEMPORARY_SERVER_START_S
+
+    assert _temporary_server_wait(monkeypatch, None) == TEMPORARY_SERVER_START_S
+    assert _temporary_server_wait(monkeypatch, "33") == 33  # the user's own setting wins
