@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from lute_kernel.cancel import CancelToken
 from lute_kernel.config import LoadedConfig, load_config
@@ -36,6 +36,9 @@ from lute_kernel.task_files import task_files, write_task_files
 from lute_kernel.task_lookup import registry_for
 from lute_kernel.tasklets import run_tasklets
 from lute_kernel.validation import validate_header, validate_parameters
+
+if TYPE_CHECKING:
+    from lute_kernel.early_launch import StartedLaunch
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -84,7 +87,9 @@ class RunOutcome:
         return self.status == TaskStatus.COMPLETED
 
 
-def _process_spec(spec: TaskSpec, params: TaskParameters, site: SiteProfile) -> ProcessSpec:
+def _process_spec(
+    spec: TaskSpec, params: TaskParameters, site: SiteProfile, run_dir: Optional[str] = None
+) -> ProcessSpec:
     cls = spec.cls
     work_dir = params.lute_config.work_dir
     if issubclass(cls, ThirdPartyTask):
@@ -99,7 +104,7 @@ def _process_spec(spec: TaskSpec, params: TaskParameters, site: SiteProfile) -> 
         resources=cls.resources,
         image=cls.image,
         # Planned, not made: a container's argv names it; the executor creates it, mode 0700.
-        run_dir=str(site.socket_root() / run_dir_name()),
+        run_dir=str(site.socket_root() / (run_dir or run_dir_name())),
         read_only_paths=(spec.tasks_dir or os.path.dirname(inspect.getfile(cls)),),
         writable_paths=(work_dir,),
     )
@@ -115,8 +120,12 @@ def prepare(
     host_env: Optional[Mapping[str, str]] = None,
     launcher: Optional[str] = None,
     ranks: Optional[int] = None,
+    run_dir_name: Optional[str] = None,
 ) -> PreparedRun:
-    """Validate everything and build the plan; raise InputError on bad input. Launches nothing."""
+    """Validate everything and build the plan; raise InputError on bad input. Launches nothing.
+
+    ``run_dir_name``: the run directory's name (an early start's); by default a new one.
+    """
     timeline = Timeline()
     timeline.mark("prepare_start")
     registry = registry or registry_for([task_name])  # imports that Task's module only
@@ -132,7 +141,7 @@ def prepare(
     profile.check_run_dir_root()  # a socket must fit there: refused now, not at launch
     choice = choose_launch(spec.cls, profile, env, launcher=launcher, ranks=ranks)
     plan = build_plan(
-        replace(_process_spec(spec, params, profile), resources=choice.resources),
+        replace(_process_spec(spec, params, profile, run_dir_name), resources=choice.resources),
         make_runtime(runtime or profile.runtime, profile),
         make_launcher(choice.launcher, profile),
         env,
@@ -172,7 +181,8 @@ def _tasklet_values(params: TaskParameters) -> Dict[str, Any]:
     return params.model_dump(mode="python")
 
 
-def _settings(prepared: PreparedRun) -> ExecutionSettings:
+def launch_settings(prepared: PreparedRun) -> ExecutionSettings:
+    """The executor's settings for this run: time limit, grace, socket limits and transport, ranks."""
     return ExecutionSettings(
         timeout_s=float(prepared.params.lute_config.task_timeout),
         grace_s=prepared.site.kill_grace_seconds,
@@ -186,7 +196,11 @@ def _settings(prepared: PreparedRun) -> ExecutionSettings:
 
 
 def _launch(
-    prepared: PreparedRun, recorder: RunRecorder, on_event: EventSink, cancel: Optional[CancelToken]
+    prepared: PreparedRun,
+    recorder: RunRecorder,
+    on_event: EventSink,
+    cancel: Optional[CancelToken],
+    early: Optional[StartedLaunch],
 ) -> ExecutionOutcome:
     steps = (
         ("writing the Task's files", lambda: write_task_files(prepared.params)),  # templates
@@ -202,7 +216,13 @@ def _launch(
     try:
         recorder.begin_soon()  # the writer process writes the RUNNING row while the spawn goes on
         return execute(
-            prepared.plan, prepared.request, _settings(prepared), on_event=on_event, cancel=cancel, admit=recorder.begin
+            prepared.plan,
+            prepared.request,
+            launch_settings(prepared),
+            on_event=on_event,
+            cancel=cancel,
+            admit=recorder.begin,
+            early=early,
         )
     except LaunchError as exc:
         outcome = ExecutionOutcome(end=datetime.now(timezone.utc))
@@ -232,15 +252,19 @@ def run_prepared(
     *,
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
+    early: Optional[StartedLaunch] = None,
 ) -> RunOutcome:
     """Run a prepared Task to the end and record it.
+
+    ``early``: its launch, started before validation and found identical to the plan
+    (``EarlyStart.take``); it is adopted, not spawned again.
 
     The row is written RUNNING before any Task code runs and finished afterwards, whatever
     happened; if the DB refuses it, the outcome says so (``recorded`` False, ``not_recorded``
     the reason) instead of raising.
     """
     recorder = RunRecorder(prepared)
-    outcome = _launch(prepared, recorder, on_event, cancel)
+    outcome = _launch(prepared, recorder, on_event, cancel, early)
     summary: Any = ""
     payload: Any = None
     if outcome.status == TaskStatus.COMPLETED:

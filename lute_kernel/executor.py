@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import zmq
 
@@ -28,6 +28,9 @@ from lute_kernel.plan import LaunchPlan
 from lute_kernel.run_state import signal_name
 from lute_kernel.signal_wakeup import SignalWakeup
 from lute_kernel.task import TaskStatus
+
+if TYPE_CHECKING:
+    from lute_kernel.early_launch import StartedLaunch
 
 __all__ = ["ExecutionOutcome", "ExecutionSettings", "execute"]
 
@@ -44,16 +47,18 @@ def execute(
     on_event: EventSink = ignore_events,
     cancel: Optional[CancelToken] = None,
     admit: Optional[Callable[[], None]] = None,
+    early: Optional[StartedLaunch] = None,
 ) -> ExecutionOutcome:
     """Run ``plan`` to the end; ``request`` is the params message for a worker (None for binaries).
 
     ``admit`` runs once before any Task code may run (before a binary is spawned; before the first
     worker gets its parameters): it records the RUNNING row. If it raises, the Task never starts.
     The outcome's state is not final: the caller may still report an ``after`` tasklet's failure,
-    then calls ``outcome.state.finish()``.
+    then calls ``outcome.state.finish()``. ``early``: this very launch, already started before
+    validation (:mod:`lute_kernel.early_launch`); it is adopted instead of spawned.
     """
     become_subreaper()  # a Task's setsid'd or double-forked descendant comes back to us, not to init
-    run = LaunchSession(plan, request, settings, on_event, cancel, admit)
+    run = LaunchSession(plan, request, settings, on_event, cancel, admit, early)
     try:
         proc = run.start()
     except BaseException:

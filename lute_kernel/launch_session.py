@@ -19,12 +19,12 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set
 
 import zmq
 
 from lute_kernel.cancel import CancelToken
-from lute_kernel.descendants import RUN_ID_VARIABLE, run_ended, run_started, sweep
+from lute_kernel.descendants import run_ended, run_started, sweep
 from lute_kernel.events import EventSink, RunEvent
 from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_group
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
@@ -33,7 +33,11 @@ from lute_kernel.plan import LaunchPlan
 from lute_kernel.run_dirs import clean_stale_run_dirs, make_run_dir, run_dir_name
 from lute_kernel.run_state import signal_name
 from lute_kernel.spawn import spawn
+from lute_kernel.spawn_env import spawn_env
 from lute_kernel.task import TaskStatus
+
+if TYPE_CHECKING:
+    from lute_kernel.early_launch import StartedLaunch
 
 FINAL_MESSAGES_WAIT_S = 2.0
 """Upper bound on waiting, after exit, for messages still in flight from a worker that said hello."""
@@ -50,8 +54,10 @@ class LaunchSession:
         on_event: EventSink,
         cancel: Optional[CancelToken],
         admit: Optional[Callable[[], None]] = None,
+        early: Optional[StartedLaunch] = None,
     ) -> None:
         self.plan, self.request, self.settings = plan, request, settings
+        self.early = early
         self.on_event, self.cancel, self.admit = on_event, cancel, admit
         self.outcome = ExecutionOutcome()
         self.state = self.outcome.state
@@ -60,10 +66,14 @@ class LaunchSession:
         root = Path(plan.run_dir).parent if plan.run_dir else (settings.run_root or Path(tempfile.gettempdir()))
         self.run_root = root
         # Planned (its path is in a container's bind argv) or made up here: private either way.
-        path = Path(plan.run_dir) if plan.run_dir else root / run_dir_name()
-        self.run_dir = make_run_dir(path)
-        for private in plan.private_dirs:
-            (self.run_dir / private).mkdir(mode=0o700)
+        if early is not None:  # made, with its private folders, when the launch started early
+            early.adopted = True
+            self.run_dir = Path(early.run_dir)
+        else:
+            path = Path(plan.run_dir) if plan.run_dir else root / run_dir_name()
+            self.run_dir = make_run_dir(path)
+            for private in plan.private_dirs:
+                (self.run_dir / private).mkdir(mode=0o700)
         self.run_id = self.run_dir.name
         self.server: Optional[IpcServer] = None
         self.hellos: Set[int] = set()
@@ -121,30 +131,9 @@ class LaunchSession:
         parameters only once admitted, so no Task code runs before the row exists.
         Returns None when a binary's admission failed (nothing was started).
         """
-        prefix = self.plan.task_env_prefix  # e.g. APPTAINERENV_: reaches the Task, never argv
-        env = dict(self.plan.env)
-        env[RUN_ID_VARIABLE] = env[f"{prefix}{RUN_ID_VARIABLE}"] = self.run_id
         if self.request is None and not self._admit():
             return None
-        if self.request is not None:
-            self.server = IpcServer(
-                self.run_dir,
-                secrets.token_hex(16),
-                max_bytes=self.settings.max_bytes,
-                transport=self.settings.transport,
-                tcp_host=self.settings.tcp_host,
-            )
-            inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
-            env[f"{prefix}LUTE_IPC_ENDPOINT"] = inside or self.server.endpoint
-            env[f"{prefix}LUTE_IPC_TOKEN"] = self.server.token
-            env[f"{prefix}LUTE_IPC_SERVER_KEY"] = self.server.server_key  # CURVE public key on TCP; "" without
-            # The worker then fails at send time, with advice, rather than the kernel at receive time.
-            env[f"{prefix}LUTE_IPC_MAX_BYTES"] = str(self.settings.max_bytes)
-            self.poller.register(self.server.socket, zmq.POLLIN)
-            self.poller.register(self.server.monitor, zmq.POLLIN)
-        self.outcome.timeline.mark("launch")
-        proc = spawn(replace(self.plan, env=env))
-        self.outcome.timeline.mark("spawned")
+        proc = self._adopt(self.early) if self.early is not None else self._spawn()
         self.state.launched()
         run_started(self.run_id, proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
@@ -161,6 +150,45 @@ class LaunchSession:
         if self.cancel is not None:
             self.poller.register(self.cancel.fileno(), zmq.POLLIN)
         return proc
+
+    def _spawn(self) -> Any:
+        """Bind the socket (for a worker) and spawn the plan with its run's variables."""
+        worker = None
+        if self.request is not None:
+            self.server = IpcServer(
+                self.run_dir,
+                secrets.token_hex(16),
+                max_bytes=self.settings.max_bytes,
+                transport=self.settings.transport,
+                tcp_host=self.settings.tcp_host,
+            )
+            inside = self.plan.ipc_endpoint if self.settings.transport == "ipc" else ""
+            worker = {
+                "endpoint": inside or self.server.endpoint,
+                "token": self.server.token,
+                "server_key": self.server.server_key,
+                "max_bytes": str(self.settings.max_bytes),
+            }
+            self._register_server()
+        env = spawn_env(self.plan.env, self.plan.task_env_prefix, self.run_id, worker)  # APPTAINERENV_: never argv
+        self.outcome.timeline.mark("launch")
+        proc = spawn(replace(self.plan, env=env))
+        self.outcome.timeline.mark("spawned")
+        return proc
+
+    def _adopt(self, early: StartedLaunch) -> Any:
+        """Take over a launch that started before validation (:mod:`lute_kernel.early_launch`): the same plan."""
+        self.server = early.server
+        self._register_server()
+        for name, moment in early.marks.items():
+            self.outcome.timeline.marks.setdefault(name, moment)
+        self.outcome.timeline.mark("adopted")
+        return early.proc
+
+    def _register_server(self) -> None:
+        assert self.server is not None
+        self.poller.register(self.server.socket, zmq.POLLIN)
+        self.poller.register(self.server.monitor, zmq.POLLIN)
 
     def handle_messages(self) -> int:
         """Handle one batch of waiting messages; return how many there were."""

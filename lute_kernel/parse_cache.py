@@ -37,8 +37,9 @@ _DISABLE = "LUTE_NO_PARSE_CACHE"
 
 def cache_dir() -> str:
     """The folder of the entries (``$XDG_CACHE_HOME/lute-kernel/parsed``)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "lute-kernel", "parsed")
+    from lute_kernel.user_cache import cache_root
+
+    return os.path.join(cache_root(), "parsed")
 
 
 def file_stamps(*paths: str) -> str:
@@ -106,32 +107,11 @@ def store(kind: str, text: str, value: Any, detail: str = "") -> None:
     if path is None or not round_trips(value):
         return
     import json
-    import tempfile
 
-    folder = os.path.dirname(path)
+    from lute_kernel.user_cache import evict, write_entry
+
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".parsed-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps({"format": _FORMAT, "value": value}, separators=(",", ":")))
-        os.replace(tmp, path)
-        _evict(folder)
+        write_entry(path, json.dumps({"format": _FORMAT, "value": value}, separators=(",", ":")), prefix=".parsed-")
+        evict(os.path.dirname(path), MAX_ENTRIES)
     except (OSError, ValueError):
         return
-
-
-def _evict(folder: str) -> None:
-    """Remove the least recently used entries beyond `MAX_ENTRIES`."""
-    entries = []
-    for name in os.listdir(folder):
-        if name.endswith(".json"):
-            try:
-                entries.append((os.stat(os.path.join(folder, name)).st_mtime_ns, name))
-            except OSError:
-                pass
-    entries.sort()
-    for _, name in entries[: max(0, len(entries) - MAX_ENTRIES)]:
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass

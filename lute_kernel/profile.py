@@ -23,6 +23,8 @@ PHASES: Tuple[Tuple[str, str, str], ...] = (
     ("host start-up (interpreter, imports)", "process_start", "prepare_start"),
     ("validation (config, parameters, plan)", "prepare_start", "prepared"),
     ("spawn", "launch", "spawned"),
+    ("early start: host start-up until its spawn", "process_start", "early_spawn"),
+    ("early start: validated while it starts", "spawned", "adopted"),
     ("container start, worker ready", "spawned", "hello"),
     ("RUNNING row (while the worker starts)", "spawned", "admitted"),
     ("parameters sent (after the row)", "hello", "params"),

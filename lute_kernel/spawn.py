@@ -15,15 +15,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from lute_kernel import deadman, descendants
 from lute_kernel.errors import LaunchError
-from lute_kernel.forked import ForkedProcess, can_fork, fork_worker
-from lute_kernel.plan import LaunchPlan
 
-Process = Union["subprocess.Popen[bytes]", ForkedProcess]
+if TYPE_CHECKING:  # not at run time: an early start spawns before pydantic (plan → task) is imported
+    from lute_kernel.forked import ForkedProcess
+    from lute_kernel.plan import LaunchPlan
+
+Process = Union["subprocess.Popen[bytes]", "ForkedProcess"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -33,22 +34,31 @@ def spawn(plan: LaunchPlan) -> Process:
     The local runtime's worker is forked from this interpreter (see ``lute_kernel.forked``);
     everything else is exec'd.
     """
+    from lute_kernel.forked import can_fork, fork_worker
+
+    if not can_fork(plan.argv, plan.runtime):
+        return spawn_exec(plan.argv, plan.env, plan.cwd)
     with descendants.spawning():
-        proc = _spawn(plan)
+        forked = fork_worker(dict(plan.env), plan.cwd)
+        descendants.started(forked.pid)
+    deadman.guard(forked.pid)  # its own session: the pid is the process group
+    return forked
+
+
+def spawn_exec(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> subprocess.Popen[bytes]:
+    """Exec ``argv`` as :func:`spawn` does (a plan's process; an early start's, before its plan is built)."""
+    with descendants.spawning():
+        proc = _exec(argv, env, cwd)
     deadman.guard(proc.pid)  # its own session: the pid is the process group
     return proc
 
 
-def _spawn(plan: LaunchPlan) -> Process:
-    if can_fork(plan.argv, plan.runtime):
-        forked = fork_worker(dict(plan.env), plan.cwd)
-        descendants.started(forked.pid)
-        return forked
+def _exec(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> subprocess.Popen[bytes]:
     try:
         proc = subprocess.Popen(
-            list(plan.argv),
-            env=plan.env,
-            cwd=plan.cwd,
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -56,7 +66,7 @@ def _spawn(plan: LaunchPlan) -> Process:
             close_fds=True,
         )
     except OSError as exc:
-        raise LaunchError(f"cannot start {plan.argv[0]!r}: {exc.strerror or exc}") from None
+        raise LaunchError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     descendants.started(proc.pid)
     return proc
 
@@ -78,8 +88,7 @@ class CommandTimedOut(LaunchError):
     """The command did not finish within its time limit; its process group was killed."""
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(NamedTuple):  # not a dataclass: importing dataclasses costs an early start ~5 ms
     """How a helper command ended: its exit code and what it printed (decoded as UTF-8, errors replaced)."""
 
     argv: Tuple[str, ...]

@@ -102,8 +102,9 @@ def classes_in_source(text: str) -> List[ClassFacts]:
 
 
 def _cache_path() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "lute-kernel" / "task-index.json"
+    from lute_kernel.user_cache import cache_root
+
+    return Path(cache_root()) / "task-index.json"
 
 
 _Stamp = Tuple[int, int, int, int]

@@ -13,11 +13,14 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 from lute_kernel.cli import start_up_gc
 from lute_kernel.cli.messages import print_error
 from lute_kernel.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASK_FAILED, InputError, LuteError
+
+if TYPE_CHECKING:
+    from lute_kernel.early_launch import EarlyStart
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """Signals that cancel the run (forwarded to the Task): Ctrl-C, scancel/kill, a closed terminal, Ctrl-\\."""
@@ -37,11 +40,14 @@ def _error_code(err: LuteError) -> int:
     return EXIT_BAD_INPUT if isinstance(err, InputError) else EXIT_TASK_FAILED
 
 
-def run_all_and_report(tasks: Sequence[str], config: Path, **options: Any) -> int:
+def run_all_and_report(
+    tasks: Sequence[str], config: Path, *, early: Optional[EarlyStart] = None, **options: Any
+) -> int:
     """Run several Tasks one after the other in this process (imports paid once); stop at the first that fails.
 
     Each is prepared only once the one before it has been recorded, so DB-derived defaults see its
-    row, as separate ``run`` commands would. Returns the exit code of the last Task run.
+    row, as separate ``run`` commands would. Returns the exit code of the last Task run. ``early``
+    (the command's early start) belongs to the first Task.
     """
     code = EXIT_OK
     if len(tasks) > 1:  # the same config and site profile for each: parsed once (an edit meanwhile still counts)
@@ -49,7 +55,7 @@ def run_all_and_report(tasks: Sequence[str], config: Path, **options: Any) -> in
 
         parse_memo.enable()
     for index, task in enumerate(tasks):
-        code = run_and_report(task, config, **options)
+        code = run_and_report(task, config, early=early if index == 0 else None, **options)
         if code != EXIT_OK:
             if index + 1 < len(tasks):
                 skipped = ", ".join(tasks[index + 1 :])
@@ -58,10 +64,21 @@ def run_all_and_report(tasks: Sequence[str], config: Path, **options: Any) -> in
     return code
 
 
-def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile: bool = False, **options: Any) -> int:
+def run_and_report(
+    task: str,
+    config: Path,
+    *,
+    skip_done: bool = False,
+    profile: bool = False,
+    early: Optional[EarlyStart] = None,
+    **options: Any,
+) -> int:
     """Prepare TASK, run it with live output and signal forwarding, print the status line; return the exit code.
 
     ``profile`` (or ``LUTE_PROFILE=1``) prints where the wall time went, on stderr, at the end.
+    ``early``: this command's early start (:mod:`lute_kernel.early_launch`): the launch it made last
+    time, started before validation, is kept only when it is exactly the launch this run needs; this
+    run's launch is kept for the next time. Closed here whatever happens.
     """
     from lute_kernel.cancel import CancelToken
 
@@ -70,10 +87,11 @@ def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile:
     # yet, so preparing is simply not continued), instead of a traceback from wherever it landed.
     previous = {s: signal.signal(s, lambda signum, _frame: cancel.cancel(signum)) for s in FORWARDED_SIGNALS}
     try:
-        from lute_kernel.api import done_row, prepare, run_prepared
+        from lute_kernel.api import done_row, launch_settings, prepare, run_prepared
 
         try:
-            prepared = prepare(task, config, **options)
+            run_dir_name = early.run_dir_name if early is not None else None
+            prepared = prepare(task, config, run_dir_name=run_dir_name, **options)
             done = done_row(prepared) if skip_done else None
         except LuteError as err:
             return _error_code(err)
@@ -89,12 +107,21 @@ def run_and_report(task: str, config: Path, *, skip_done: bool = False, profile:
             return EXIT_TASK_FAILED
         from lute_kernel.cli.progress import RunDisplay
 
+        settings = launch_settings(prepared)
+        started = early.take(prepared.plan, settings) if early is not None else None
         try:
             with RunDisplay() as display:
-                outcome = run_prepared(prepared, on_event=display.sink(), cancel=cancel)
+                outcome = run_prepared(prepared, on_event=display.sink(), cancel=cancel, early=started)
         except LuteError as err:
             return _error_code(err)
+        finally:
+            if early is not None:
+                early.close()  # not adopted (a failed 'before' tasklet): killed, its folder gone
+        if early is not None:
+            early.keep(str(config), prepared.plan, prepared.request, settings)  # for the next run of this command
     finally:
+        if early is not None:
+            early.close()  # bad input, a cancel, a done row: what started early goes first
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         cancel.close()

@@ -20,9 +20,24 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import pytest
 from conftest import REPO
 
 TEST_BIN = REPO / "tasks" / "bin"
+
+
+@pytest.fixture(scope="session")
+def smoke_sif() -> Dict[str, Any]:
+    """Build (or find) the smoke image; return its manifest facts (import it into a test module to use it)."""
+    built = subprocess.run(
+        [sys.executable, "-m", "lute_kernel.cli", "images", "build", "smoke"], cwd=REPO, text=True, capture_output=True
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    from lute_kernel.images import find_image
+    from lute_kernel.sites import load_site
+
+    image = find_image("smoke", load_site())
+    return {"sif": str(image.sif), "runnable": str(image.runnable), "sha256": image.sha256}
 
 
 def isolated_env(cli_env: Dict[str, str], tmpdir: Path, **extra: str) -> Dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -17,25 +16,12 @@ from typing import Any, Callable, Dict
 
 import pytest
 from conftest import REPO, run_cli
-from e2e import LiveRun, isolated_env, only_row, processes_marked, run_dirs, wait_gone
+from e2e import LiveRun, isolated_env, only_row, processes_marked, run_dirs, smoke_sif, wait_gone
 
 pytestmark = [pytest.mark.integration, pytest.mark.apptainer]
+__all__ = ["smoke_sif"]  # a fixture of e2e's, used here
 
 TEST_BIN = REPO / "tasks" / "bin"
-
-
-@pytest.fixture(scope="session")
-def smoke_sif() -> Dict[str, Any]:
-    """Build (or find) the smoke image; return its manifest facts."""
-    built = subprocess.run(
-        [sys.executable, "-m", "lute_kernel.cli", "images", "build", "smoke"], cwd=REPO, text=True, capture_output=True
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    from lute_kernel.images import find_image
-    from lute_kernel.sites import load_site
-
-    image = find_image("smoke", load_site())
-    return {"sif": str(image.sif), "runnable": str(image.runnable), "sha256": image.sha256}
 
 
 @pytest.fixture
