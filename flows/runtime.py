@@ -180,6 +180,31 @@ def ignore(event: FlowEvent) -> None:
     """Drop an event (when nobody watches: a deployment's run)."""
 
 
+def first_request(prepared: PreparedFlow) -> Optional[NodeRequest]:
+    """The request of the step a flow run starts first (a root of its DAG, not a sweep run), or None.
+
+    What a local flow's node server may start before Prefect is even imported (``NodeServer.expect``);
+    the same request ``FlowRuntime`` makes for that step.
+    """
+    plan = prepared.plan
+    for planned in plan.steps:
+        if planned.step.upstream or planned.task is None:
+            continue
+        if planned.step.params:
+            return None
+        return NodeRequest(
+            label=planned.step.label,
+            task=planned.task,
+            config=str(plan.config.resolve()),
+            site=prepared.site.name,
+            runtime=prepared.options.runtime,
+            host_env=prepared.host_env,
+            sbatch_args=planned.sbatch_args,
+            work_dir=plan.work_dir,
+        )
+    return None
+
+
 class FlowRuntime:
     """Runs the steps of one prepared flow through its backend; thread-safe (one Prefect task per step)."""
 

@@ -71,6 +71,19 @@ class Scheduler:
                     progress = True  # a skip may decide its children
         return to_start, changes
 
+    def upcoming(self) -> Optional[Step]:
+        """The first step not started whose upstream steps have all started, some still running: the next, probably.
+
+        Safe to call from another thread while the flow decides (it only reads the states).
+        """
+        for step in self.graph.steps:
+            if self.states[step.id] is not NodeState.PENDING or step.id in self._started:
+                continue
+            states = [self.states[i] for i in step.upstream]
+            if states and all(s.final or s is NodeState.RUNNING for s in states) and not all(s.final for s in states):
+                return step
+        return None
+
     def finished(self, step_id: int, state: NodeState, reason: str = "") -> Change:
         """Record how a started step ended."""
         if not state.final:

@@ -40,6 +40,7 @@ def run_steps(
     ends Cancelled and the command exits 1.
     """
     scheduler = Scheduler(prepared.plan.graph, prepared.plan.unknown())
+    _expect_next_steps(runtime, scheduler)
     done: queue.Queue[int] = queue.Queue()
     futures: Dict[int, PrefectFuture[Any]] = {}
     ready: List[Any] = []
@@ -83,6 +84,19 @@ def run_steps(
     if failed:
         return Failed(message=f"{len(failed)} step(s) did not complete: {', '.join(failed)}", data=summary)
     return Completed(message=f"{len(rows)} step(s): every step that ran completed", data=summary)
+
+
+def _expect_next_steps(runtime: FlowRuntime, scheduler: Scheduler) -> None:
+    """Let a backend that can start the next step's launch early (local) ask the scheduler which it is."""
+    expect_next = getattr(runtime.backend, "expect_next", None)
+    if expect_next is None:
+        return
+
+    def next_request() -> Any:
+        step = scheduler.upcoming()
+        return runtime.request(step.id) if step is not None and runtime.task_of(step.id) else None
+
+    expect_next(next_request)
 
 
 def _submit(

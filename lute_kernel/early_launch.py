@@ -52,7 +52,7 @@ class StartedLaunch:
         self.adopted = False
         """Set by the launch session that took it over (and cleans it up from then on)."""
 
-    def spawn(self, host_env: Mapping[str, str]) -> None:
+    def spawn(self) -> None:
         """Spawn the launch with the environment the launch session would give it."""
         from lute_kernel.descendants import become_subreaper, run_started
         from lute_kernel.spawn import spawn_exec
@@ -71,6 +71,25 @@ class StartedLaunch:
         self.proc = spawn_exec(launch["argv"], env, launch["cwd"])
         self.marks["spawned"] = time.monotonic()
         run_started(self.run_id, self.proc.pid)
+
+    def start(self, private_dirs: Sequence[str]) -> bool:
+        """Make the run directory, spawn, bind; False (and nothing left) when any of it fails."""
+        from lute_kernel.errors import LaunchError
+        from lute_kernel.run_dirs import make_run_dir
+
+        try:
+            make_run_dir(self.run_dir)
+            for private in private_dirs:
+                os.mkdir(os.path.join(self.run_dir, private), 0o700)
+            self.spawn()
+            self.bind()
+        except (OSError, LaunchError, ValueError):  # no early start then: the run starts as always
+            self.discard()
+            return False
+        except BaseException:
+            self.discard()
+            raise
+        return True
 
     def bind(self) -> None:
         """Bind the run's socket (while the container starts: the worker connects ~0.2 s later)."""
@@ -152,6 +171,37 @@ def repeatable(plan: LaunchPlan, request: Optional[Dict[str, Any]], settings: Ex
     )
 
 
+def start_plan(
+    plan: LaunchPlan, request: Optional[Dict[str, Any]], settings: ExecutionSettings
+) -> Optional[StartedLaunch]:
+    """Start ``plan`` now, before its run is asked for (a flow's next step); None when it cannot repeat or start.
+
+    The run that follows prepares again with the same run directory (``run_dir_name``) and keeps
+    this launch only when its plan is exactly this one (``StartedLaunch.matches``), as a command's
+    early start does; the caller discards it otherwise.
+    """
+    if not repeatable(plan, request, settings):
+        return None
+    concrete = launch_memo.for_run_dir(_record(plan, settings), plan.run_dir)
+    started = StartedLaunch(concrete, plan.run_dir, _token())
+    if not started.start(plan.private_dirs):
+        return None
+    return started
+
+
+def _record(plan: LaunchPlan, settings: ExecutionSettings) -> Dict[str, Any]:
+    return launch_memo.launch_record(
+        argv=plan.argv,
+        env=plan.env,
+        cwd=plan.cwd,
+        run_dir=plan.run_dir,
+        ipc_endpoint=plan.ipc_endpoint,
+        prefix=plan.task_env_prefix,
+        private_dirs=plan.private_dirs,
+        max_bytes=settings.max_bytes,
+    )
+
+
 class EarlyStart:
     """One command's early start: what it started (if anything), and the memo it keeps for the next run."""
 
@@ -170,24 +220,12 @@ class EarlyStart:
         return early
 
     def _start(self, record: Mapping[str, Any]) -> None:
-        from lute_kernel.errors import LaunchError
-        from lute_kernel.run_dirs import make_run_dir, run_dir_name
+        from lute_kernel.run_dirs import run_dir_name
 
         run_dir = os.path.join(record["run_root"], run_dir_name())
         started = StartedLaunch(launch_memo.for_run_dir(record, run_dir), run_dir, _token())
-        try:
-            make_run_dir(run_dir)
-            for private in record["private_dirs"]:
-                os.mkdir(os.path.join(run_dir, private), 0o700)
-            started.spawn(self.env)
-            started.bind()
-        except (OSError, LaunchError, ValueError):  # no early start then: the run starts as always
-            started.discard()
-            return
-        except BaseException:
-            started.discard()
-            raise
-        self.started = started
+        if started.start(record["private_dirs"]):
+            self.started = started
 
     @property
     def run_dir_name(self) -> Optional[str]:
@@ -213,17 +251,7 @@ class EarlyStart:
         if not repeatable(plan, request, settings):
             launch_memo.forget(self.key)
             return
-        record = launch_memo.launch_record(
-            argv=plan.argv,
-            env=plan.env,
-            cwd=plan.cwd,
-            run_dir=plan.run_dir,
-            ipc_endpoint=plan.ipc_endpoint,
-            prefix=plan.task_env_prefix,
-            private_dirs=plan.private_dirs,
-            max_bytes=settings.max_bytes,
-        )
-        launch_memo.remember(self.key, config, record)
+        launch_memo.remember(self.key, config, _record(plan, settings))
 
     def close(self) -> None:
         """Discard what was started unless a launch session adopted it."""

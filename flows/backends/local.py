@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from flows.backends.base import LineSink, NodeRequest, NodeResult, RunningNodes
 from flows.backends.node_server import NodeServer, run_lines
@@ -32,6 +32,7 @@ class LocalBackend:
         self.in_thread = in_thread
         self._server = server
         self._own_server = False
+        self._next_step: Optional[Callable[[], Optional[NodeRequest]]] = None
 
     def _node_server(self) -> NodeServer:
         if self._server is None:
@@ -45,7 +46,8 @@ class LocalBackend:
             return _run_in_thread(request, on_line, running, key)
         started = time.monotonic()
         server = self._node_server()
-        run_id, stream, _pid = server.start(_wire(request))
+        run_id, stream, _pid = server.start(wire(request))
+        self._expect_next(server, request)
         running.add(key, lambda signum: server.cancel(run_id, signum))
         try:
             final = run_lines(stream, lambda event: on_line(*_line_of(event)))
@@ -54,6 +56,24 @@ class LocalBackend:
             stream.close()
         return result_from_line(request.task, final, time.monotonic() - started)
 
+    def expect_next(self, next_step: Callable[[], Optional[NodeRequest]]) -> None:
+        """Tell the backend how to find the step the flow will run next (the flow's scheduler knows).
+
+        Each time a step has started, that step's launch is started too, while this one runs
+        (``NodeServer.expect``): a flow of short steps then pays no container start between them.
+        """
+        self._next_step = next_step
+
+    def _expect_next(self, server: NodeServer, started: NodeRequest) -> None:
+        if self._next_step is None:
+            return
+        try:
+            upcoming = self._next_step()
+        except Exception:  # a guess: never the step's problem
+            return
+        if upcoming is not None and upcoming != started:
+            server.expect(wire(upcoming))
+
     def close(self) -> None:
         """Stop the node server this backend started (a server handed in is its owner's to close)."""
         if self._own_server and self._server is not None:
@@ -61,7 +81,8 @@ class LocalBackend:
             self._server = None
 
 
-def _wire(request: NodeRequest) -> Dict[str, Any]:
+def wire(request: NodeRequest) -> Dict[str, Any]:
+    """A step's request as the node server takes it (and as a spare compares it with the step it expects)."""
     return {
         "task": request.task,
         "config": request.config,

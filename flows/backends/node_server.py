@@ -14,9 +14,11 @@ It never runs a Task itself and never writes the DB.
 
 Protocol (no pickle): a ``SOCK_SEQPACKET`` control socket carries JSON requests — ``run`` with the
 step's request and, attached (SCM_RIGHTS), the socket its child writes its lines to; ``cancel`` with
-a signal for one run — and ``started``/``error`` replies. When the flow's end of the control socket
-closes (the flow ended or died), every child still running is sent SIGTERM (each records its run
-CANCELLED) and the server exits once they have.
+a signal for one run; ``expect`` with the step the flow will run next, passed on to the spare
+that will run it, which prepares it and starts its launch while the current step runs
+(``flows.backends.step_kernel.Expected``, ADR 0015) — and ``started``/``error`` replies. When
+the flow's end of the control socket closes (the flow ended or died), every child still running
+is sent SIGTERM (each records its run CANCELLED) and the server exits once they have.
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
     poller.register(control.fileno(), select.POLLIN)
     closing = False
     later: Optional[Tuple[float, Any]] = None  # (when, the step just handed on): fork the next spare then
+    expected: Optional[bytes] = None  # the flow's next step, for the spare forked next
     while not closing or pidfds:
         events = poller.poll(None if later is None else max(0.0, later[0] - time.monotonic()) * 1000)
         if later is not None and (closing or time.monotonic() >= later[0]):
             if not closing and spare is None:
                 spare = _fork_spare(registry, [control.fileno(), *pidfds], later[1])
+                if spare is not None and expected is not None:
+                    spare.expect(expected)
+                    expected = None
             later = None
         for fd, _ in events:
             if fd in pidfds:
@@ -85,6 +91,12 @@ def _serve(control: socket.socket) -> int:  # pragma: no cover - runs in the ser
                 target = runs.get(str(request.get("id")))
                 if target is not None:
                     _signal(target, int(request.get("signum", signal.SIGTERM)))
+                continue
+            if request.get("op") == "expect":  # sent after a step started: the spare waiting now runs the next
+                if spare is not None and later is None:
+                    spare.expect(message)
+                else:
+                    expected = message  # its spare is forked in a moment
                 continue
             run_id = str(request.get("id"))
             if not fds:
@@ -236,6 +248,17 @@ class NodeServer:
         stream = read_end.makefile("rb")
         read_end.close()  # the stream holds the socket open until it is closed itself
         return run_id, stream, int(reply["pid"])
+
+    def expect(self, request: Mapping[str, Any]) -> None:
+        """Say which step the flow will run next (call it after a step was started): its spare starts its launch.
+
+        A guess: when the next step asked for is another, that spare kills what it started and runs it as always.
+        """
+        with self._lock:
+            try:
+                self._control.send(json.dumps({"op": "expect", "request": dict(request)}).encode())
+            except OSError:
+                pass
 
     def cancel(self, run_id: str, signum: int = signal.SIGTERM) -> None:
         """Send ``signum`` to a run's kernel (it cancels its Task and records the run CANCELLED)."""

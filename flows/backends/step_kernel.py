@@ -71,6 +71,13 @@ class Spare:
             self._channel.close()
         return True
 
+    def expect(self, message: bytes) -> None:
+        """Tell the spare which step comes next (the server's ``expect`` message): it starts that step's launch."""
+        try:
+            self._channel.send(message)
+        except OSError:
+            pass  # gone: its successor is forked when a step needs it
+
     def dismiss(self) -> None:
         """End an unused spare (its channel's end-of-file) and reap it."""
         self._channel.close()
@@ -98,16 +105,61 @@ def _wait_then_run(
     deadman.prepare()
     if warm_up is not None and not select.select([channel], [], [], 0)[0]:  # its step is not here yet
         rehearse(warm_up, registry)
+    expected: Optional[Expected] = None
     try:
-        message, fds, _, _ = socket.recv_fds(channel, _MAX_MESSAGE, 2)
-    except OSError:
-        message, fds = b"", []
-    channel.close()
-    if not message or not fds:  # the flow ended before this spare was needed
-        for fd in fds:
-            os.close(fd)
-        return 0
-    return run_step(json.loads(message)["request"], fds[0], registry, cancel)
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(channel, _MAX_MESSAGE, 2)
+            except OSError:
+                message, fds = b"", []
+            body = json.loads(message) if message else {}
+            if fds or body.get("op") != "expect" or not isinstance(body.get("request"), dict):
+                break
+            if expected is not None:
+                expected.discard()
+            expected = Expected.start(body["request"], registry)  # the flow's next step, started now
+        channel.close()
+        if not message or not fds:  # the flow ended before this spare was needed
+            for fd in fds:
+                os.close(fd)
+            return 0
+        request = body["request"]
+        early = expected.started if expected is not None and expected.request == request else None
+        return run_step(request, fds[0], registry, cancel, early=early)
+    finally:
+        if expected is not None:
+            expected.discard()  # not its step, or the step ended: nothing started for it outlives the spare
+
+
+class Expected:
+    """The step a spare was told comes next, prepared and its launch started (``early_launch.start_plan``)."""
+
+    def __init__(self, request: Dict[str, Any], started: Any) -> None:
+        self.request, self.started = request, started
+
+    @classmethod
+    def start(cls, request: Dict[str, Any], registry: Any) -> Expected:
+        """Prepare the step (as `rehearse` does) and start its launch; nothing started when it cannot be."""
+        from lute_kernel.api import launch_settings, prepare
+        from lute_kernel.early_launch import start_plan
+
+        try:
+            prepared = prepare(
+                request["task"],
+                request["config"],
+                site=request.get("site"),
+                runtime=request.get("runtime"),
+                registry=registry,
+                host_env=request.get("host_env"),
+            )
+            return cls(request, start_plan(prepared.plan, prepared.request, launch_settings(prepared)))
+        except (Exception, SystemExit):  # whatever it raises is the real step's to report
+            return cls(request, None)
+
+    def discard(self) -> None:
+        """Kill what was started unless the step's run adopted it."""
+        if self.started is not None:
+            self.started.discard()
 
 
 def rehearse(request: Dict[str, Any], registry: Any) -> None:
@@ -135,9 +187,15 @@ def rehearse(request: Dict[str, Any], registry: Any) -> None:
         pass
 
 
-def run_step(request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any) -> int:  # pragma: no cover
-    """Be one kernel run (as ``lute-kernel run``): prepare, run, record; write events and the outcome."""
-    from lute_kernel.api import prepare, run_prepared
+def run_step(
+    request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any, early: Any = None
+) -> int:  # pragma: no cover
+    """Be one kernel run (as ``lute-kernel run``): prepare, run, record; write events and the outcome.
+
+    ``early``: this step's launch, started while the step before it ran (``Expected``); adopted
+    when the step's plan is exactly it, killed otherwise (``StartedLaunch.matches``).
+    """
+    from lute_kernel.api import launch_settings, prepare, run_prepared
     from lute_kernel.errors import InputError, LuteError
     from lute_kernel.summaries import payload_for_db
 
@@ -154,7 +212,11 @@ def run_step(request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any) -
             runtime=request.get("runtime"),
             registry=registry,
             host_env=request["host_env"],
+            run_dir_name=early.run_id if early is not None else None,
         )
+        if early is not None and not early.matches(prepared.plan, launch_settings(prepared)):
+            early.discard()
+            early = None
         if cancel.cancelled:
             send({"kind": "cancelled", "message": "cancelled before launch"})
             return 1
@@ -165,7 +227,7 @@ def run_step(request: Dict[str, Any], out_fd: int, registry: Any, cancel: Any) -
                 line.update(done=event.done, total=event.total, message=event.message)
             send(line)
 
-        outcome = run_prepared(prepared, on_event=on_event, cancel=cancel)
+        outcome = run_prepared(prepared, on_event=on_event, cancel=cancel, early=early)
     except InputError as exc:
         send({"kind": "input_error", "message": str(exc)})
         return 2

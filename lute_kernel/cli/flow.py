@@ -89,12 +89,23 @@ def run(
         from flows.backends.node_server import NodeServer
 
         server = NodeServer.fork()  # before Prefect starts its threads: the steps' kernels fork from it
+        _expect_first_step(server, prepared)
     try:
         code = _run_flow(prepared, LocalHooks(prepared, server, None, arp), profile=profile)
     finally:
         if server is not None:
             server.close()
     raise typer.Exit(code)
+
+
+def _expect_first_step(server: Any, prepared: Any) -> None:
+    """Start the first step's launch in the node server while Prefect is imported and the flow run created."""
+    from flows.backends.local import wire
+    from flows.runtime import first_request
+
+    request = first_request(prepared)
+    if request is not None:
+        server.expect(wire(request))
 
 
 def _run_flow(prepared: Any, hooks: Any, *, profile: bool = False) -> int:
