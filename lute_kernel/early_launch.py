@@ -33,8 +33,16 @@ if TYPE_CHECKING:
     from lute_kernel.ipc.server import IpcServer
     from lute_kernel.plan import LaunchPlan
 
-EARLY_LAUNCHERS = ("direct",)
-"""Launchers whose launch may start before validation: a process on this node (never a Slurm step or job)."""
+EARLY_LAUNCHERS = ("direct", "srun")
+"""Launchers whose launch may start before validation: a process on this node, or a step of the
+Slurm allocation the command runs in (`srun` only inside one: never a job of its own)."""
+STEP_STOP_GRACE_S = 10.0
+"""A discarded Slurm step gets SIGTERM (srun ends the step's tasks on every node), then SIGKILL after this."""
+
+
+def early_launcher(launcher: str, env: Mapping[str, str]) -> bool:
+    """True when a launch by ``launcher`` with the spawn environment ``env`` may start before validation."""
+    return launcher == "direct" or (launcher == "srun" and bool(env.get("SLURM_JOB_ID")))
 
 
 class StartedLaunch:
@@ -108,7 +116,8 @@ class StartedLaunch:
             and self.server is not None
             and self.proc.poll() is None
             and settings.transport == "ipc"
-            and plan.launcher in EARLY_LAUNCHERS
+            and early_launcher(plan.launcher, plan.env)
+            and plan.launcher == launch.get("launcher")
             and plan.run_dir == self.run_dir
             and list(plan.argv) == list(launch["argv"])
             and plan.env == dict(launch["env"])
@@ -132,10 +141,15 @@ class StartedLaunch:
 
         proc, self.proc = self.proc, None
         if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            if self.launch.get("launcher") == "srun":  # srun ends the step's tasks on every node on SIGTERM
+                import subprocess
+
+                _signal_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(STEP_STOP_GRACE_S)
+                except subprocess.TimeoutExpired:  # SIGKILL below
+                    pass
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
@@ -154,6 +168,13 @@ class StartedLaunch:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _forks(plan: LaunchPlan) -> bool:
     from lute_kernel.forked import can_fork
 
@@ -166,7 +187,7 @@ def repeatable(plan: LaunchPlan, request: Optional[Dict[str, Any]], settings: Ex
         request is not None
         and bool(plan.run_dir)
         and settings.transport == "ipc"
-        and plan.launcher in EARLY_LAUNCHERS
+        and early_launcher(plan.launcher, plan.env)
         and not _forks(plan)
     )
 
@@ -191,6 +212,7 @@ def start_plan(
 
 def _record(plan: LaunchPlan, settings: ExecutionSettings) -> Dict[str, Any]:
     return launch_memo.launch_record(
+        launcher=plan.launcher,
         argv=plan.argv,
         env=plan.env,
         cwd=plan.cwd,

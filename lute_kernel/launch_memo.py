@@ -9,7 +9,8 @@ the validated plan of the new run is the very same launch. A memo is a guess, ne
 
 Kept in ``$XDG_CACHE_HOME/lute-kernel/launches/`` (0700; entries 0600: argv carries the Task's
 allowlisted environment), at most `MAX_ENTRIES` (least recently used go first). Only launches an
-early start can repeat are kept: a worker spawned by exec (not forked), over a unix socket.
+early start can repeat are kept: a worker spawned by exec (not forked), over a unix socket, on this
+node or as a step of the Slurm allocation the command runs in.
 Stdlib only: it runs before the kernel's heavy imports.
 """
 
@@ -20,7 +21,7 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRIES = 64
 RUN_DIR_MARK = "\0run-dir\0"
 """Stands for the run directory in a kept launch: a NUL is in no argv or environment, so it matches nothing else."""
@@ -78,6 +79,7 @@ def _unmarked(value: str, run_dir: str) -> str:
 
 def launch_record(
     *,
+    launcher: str,
     argv: Sequence[str],
     env: Mapping[str, str],
     cwd: str,
@@ -89,6 +91,7 @@ def launch_record(
 ) -> Dict[str, Any]:
     """The launch as the memo keeps it: every string with the run directory replaced by `RUN_DIR_MARK`."""
     return {
+        "launcher": launcher,
         "argv": [_marked(a, run_dir) for a in argv],
         "env": {k: _marked(v, run_dir) for k, v in env.items()},
         "cwd": _marked(cwd, run_dir),
@@ -115,7 +118,7 @@ def _valid(record: Any) -> bool:
     """True when ``record`` has the shape `launch_record` makes (a damaged or foreign file is a miss)."""
     if not isinstance(record, dict):
         return False
-    strings = ("cwd", "run_root", "ipc_endpoint", "prefix")
+    strings = ("launcher", "cwd", "run_root", "ipc_endpoint", "prefix")
     return (
         all(isinstance(record.get(name), str) for name in strings)
         and isinstance(record.get("argv"), list)

@@ -6,8 +6,8 @@ start. Anything else â€” ``--help``, a usage error, an option it does not know â
 typer app handles the command as always, so errors and help read exactly as they do there.
 Both paths end in :func:`lute_kernel.cli.run_cmd.run_and_report`; the lean one first, when the process
 is its own, starts the launch this command line made last time (:mod:`lute_kernel.early_launch`:
-before argparse is even imported) and forks the run's database writer
-(:mod:`lute_kernel.db.writer_process`), and then ends the process
+before argparse is even imported) and, unless that started a launch, forks the run's database
+writer (:mod:`lute_kernel.db.writer_process`), and then ends the process
 without the interpreter's teardown (:mod:`lute_kernel.cli.quick_exit`) when the command line is the
 process's own. A plain ``tasks`` listing
 (``--site``, ``--[no-]show-failures``) goes straight to :func:`lute_kernel.cli.task_list.print_task_list`,
@@ -80,11 +80,15 @@ def lean_run(argv: Sequence[str]) -> Optional[int]:
         if options.skip_done and early is not None:  # never kept for --skip-done: nothing can have started
             early.close()
             early = None
-        if own:  # before the imports below: the DB layer's import then overlaps them
+        if own:
             from lute_kernel.cli import start_up_gc
-            from lute_kernel.db.writer_process import start
 
             start_up_gc.hold()  # until the first Task is prepared (run_cmd releases it)
+        if own and (early is None or early.started is None):  # before the imports below: they overlap
+            # the DB layer's import. Not beside a container starting early: the two cores are busy with
+            # it and this process, and the RUNNING row, written here, is ready long before its hello.
+            from lute_kernel.db.writer_process import start
+
             start()
         from lute_kernel.pydantic_plugins import skip_lookup_when_none
 

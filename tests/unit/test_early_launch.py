@@ -128,6 +128,7 @@ TAMPERS: Dict[str, Callable[[Dict[str, Any], str], None]] = {
     "prefix": lambda launch, mark: launch.update(prefix="OTHER_"),
     "private_dirs": lambda launch, mark: launch.update(private_dirs=["extra"]),
     "ipc_endpoint": lambda launch, mark: launch.update(ipc_endpoint=launch["ipc_endpoint"] + "x"),
+    "launcher": lambda launch, mark: launch.update(launcher="srun"),  # and stopped as a step would be
 }
 
 
@@ -202,6 +203,7 @@ def _launches(draw: Any) -> Tuple[Dict[str, Any], str]:
     if draw(st.booleans()):
         argv.append(f"{run_dir}:/lute/ipc")  # a bind of the run directory, as a container's argv has
     record = {
+        "launcher": "direct",
         "argv": argv,
         "env": draw(st.dictionaries(_names, _text, max_size=4)),
         "cwd": draw(st.sampled_from(["/work", run_dir, "/"])),
@@ -248,6 +250,7 @@ def _started(launch: Dict[str, Any], run_dir: str) -> StartedLaunch:
 def test_a_kept_launch_made_concrete_is_the_launch_it_was_kept_from(drawn: Tuple[Dict[str, Any], str]) -> None:
     concrete, run_dir = drawn
     record = launch_memo.launch_record(
+        launcher=concrete["launcher"],
         argv=concrete["argv"],
         env=concrete["env"],
         cwd=concrete["cwd"],
@@ -331,3 +334,13 @@ def test_the_command_key_names_the_line_folder_and_environment_but_not_a_shells_
     assert key != launch_memo.command_key(["run", "Test", "-c", "y.yaml"], "/w", env)
     assert key != launch_memo.command_key(["run", "Test", "-c", "x.yaml"], "/v", env)
     assert key != launch_memo.command_key(["run", "Test", "-c", "x.yaml"], "/w", {**env, "PATH": "/usr/bin"})
+
+
+def test_a_slurm_step_starts_early_only_inside_an_allocation() -> None:
+    from lute_kernel.early_launch import early_launcher
+
+    assert early_launcher("direct", {})
+    assert early_launcher("srun", {"SLURM_JOB_ID": "42"})
+    assert not early_launcher("srun", {})  # it would submit a job of its own
+    assert not early_launcher("srun", {"SLURM_JOB_ID": ""})
+    assert not early_launcher("mpirun", {"SLURM_JOB_ID": "42"})
