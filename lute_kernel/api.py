@@ -19,10 +19,11 @@ from lute_kernel.config import LoadedConfig, load_config
 from lute_kernel.errors import LaunchError
 from lute_kernel.events import EventSink, RunEvent, ignore_events
 from lute_kernel.executor import ExecutionOutcome, ExecutionSettings, execute
-from lute_kernel.forked import can_fork
 from lute_kernel.launchers import make_launcher
 from lute_kernel.parameters import TaskParameters
 from lute_kernel.plan import PYTHON, LaunchPlan, ProcessSpec, build_plan
+from lute_kernel.prepared_info import done_row as done_row  # part of this API, kept there
+from lute_kernel.prepared_info import explain as explain
 from lute_kernel.profile import Timeline
 from lute_kernel.ranks import choose_launch
 from lute_kernel.recording import RunRecorder, failure_summary, keep_figures, post_summary
@@ -32,7 +33,7 @@ from lute_kernel.runtimes import make_runtime
 from lute_kernel.sites import SiteProfile, load_site
 from lute_kernel.summaries import merge_summaries
 from lute_kernel.task import TaskSpec, TaskStatus, ThirdPartyTask
-from lute_kernel.task_files import task_files, write_task_files
+from lute_kernel.task_files import write_task_files
 from lute_kernel.task_lookup import registry_for
 from lute_kernel.tasklets import run_tasklets
 from lute_kernel.validation import validate_header, validate_parameters
@@ -159,24 +160,6 @@ def prepare(
     return PreparedRun(spec, config, params, plan, request, profile, timeline)
 
 
-def explain(prepared: PreparedRun) -> Dict[str, Any]:
-    """Return what would run: parameters, argv, env, cwd, runtime, launcher, image."""
-    return {
-        "task": prepared.spec.name,
-        "kind": prepared.spec.cls.kind,
-        "image": prepared.spec.cls.image,
-        "runtime": prepared.plan.runtime,
-        "launcher": prepared.plan.launcher,
-        "ranks": prepared.plan.ranks,
-        "parameters": prepared.params.model_dump(mode="json"),
-        "argv": list(prepared.plan.argv),
-        "start": "fork" if can_fork(prepared.plan.argv, prepared.plan.runtime) else "exec",
-        "env": dict(sorted(prepared.plan.env.items())),
-        "cwd": prepared.plan.cwd,
-        "files": {f.path: f.text for f in task_files(prepared.params)},  # written just before launch
-    }
-
-
 def _tasklet_values(params: TaskParameters) -> Dict[str, Any]:
     return params.model_dump(mode="python")
 
@@ -299,27 +282,6 @@ def run_prepared(
         not_recorded=not_recorded,
         figures=tuple(str(path) for path in figures),
         timeline=prepared.timeline,
-    )
-
-
-def done_row(prepared: PreparedRun) -> Optional[Dict[str, Any]]:
-    """Return the valid COMPLETED row that already ran ``prepared`` exactly, or None (skip-if-done).
-
-    The same Task, experiment and run, the same parameters (every column), the same image digest
-    (none for the local runtime) and this kernel version. An invalidated row never counts.
-    """
-    from lute_kernel import __version__
-    from lute_kernel.db import find_done_row
-
-    header = prepared.params.lute_config
-    return find_done_row(
-        prepared.work_dir,
-        prepared.spec.name,
-        prepared.params.task_values(),
-        experiment=header.experiment,
-        run=header.run,
-        image_sha256=prepared.plan.image_sha256,
-        kernel_version=__version__,
     )
 
 

@@ -147,6 +147,7 @@ WARM_MODULES = (
     "lute_kernel.images.lookup",  # --runtime apptainer: finding the image and its sandbox
     "lute_kernel.images.sandbox",
     "lute_kernel.summaries",
+    "lute_kernel.early_launch",  # a spare told its step starts that step's launch
 )
 """What a step's kernel imports lazily (a one-off ``run`` pays them only when it needs them): the
 server imports them once, so no forked step pays them again (~50-80 ms each on this machine)."""

@@ -140,18 +140,11 @@ class Expected:
     @classmethod
     def start(cls, request: Dict[str, Any], registry: Any) -> Expected:
         """Prepare the step (as `rehearse` does) and start its launch; nothing started when it cannot be."""
-        from lute_kernel.api import launch_settings, prepare
+        from lute_kernel.api import launch_settings
         from lute_kernel.early_launch import start_plan
 
         try:
-            prepared = prepare(
-                request["task"],
-                request["config"],
-                site=request.get("site"),
-                runtime=request.get("runtime"),
-                registry=registry,
-                host_env=request.get("host_env"),
-            )
+            prepared = prepare_step(request, registry)
             return cls(request, start_plan(prepared.plan, prepared.request, launch_settings(prepared)))
         except (Exception, SystemExit):  # whatever it raises is the real step's to report
             return cls(request, None)
@@ -160,6 +153,21 @@ class Expected:
         """Kill what was started unless the step's run adopted it."""
         if self.started is not None:
             self.started.discard()
+
+
+def prepare_step(request: Dict[str, Any], registry: Any, run_dir_name: Optional[str] = None) -> Any:
+    """``lute_kernel.api.prepare`` of a step's request, in the node server's wire form."""
+    from lute_kernel.api import prepare
+
+    return prepare(
+        request["task"],
+        request["config"],
+        site=request.get("site"),
+        runtime=request.get("runtime"),
+        registry=registry,
+        host_env=request.get("host_env"),
+        run_dir_name=run_dir_name,
+    )
 
 
 def rehearse(request: Dict[str, Any], registry: Any) -> None:
@@ -172,17 +180,8 @@ def rehearse(request: Dict[str, Any], registry: Any) -> None:
     waits, with the request of the step before it (a flow's steps mostly share their config, site
     and runtime). It launches and writes nothing; whatever it raises is the real step's to report.
     """
-    from lute_kernel.api import prepare
-
     try:
-        prepare(
-            request["task"],
-            request["config"],
-            site=request.get("site"),
-            runtime=request.get("runtime"),
-            registry=registry,
-            host_env=request.get("host_env"),
-        )
+        prepare_step(request, registry)
     except (Exception, SystemExit):
         pass
 
@@ -195,7 +194,7 @@ def run_step(
     ``early``: this step's launch, started while the step before it ran (``Expected``); adopted
     when the step's plan is exactly it, killed otherwise (``StartedLaunch.matches``).
     """
-    from lute_kernel.api import launch_settings, prepare, run_prepared
+    from lute_kernel.api import launch_settings, run_prepared
     from lute_kernel.errors import InputError, LuteError
     from lute_kernel.summaries import payload_for_db
 
@@ -205,15 +204,7 @@ def run_step(
         out.write(json.dumps(data, default=str).encode() + b"\n")
 
     try:
-        prepared = prepare(
-            request["task"],
-            request["config"],
-            site=request.get("site"),
-            runtime=request.get("runtime"),
-            registry=registry,
-            host_env=request["host_env"],
-            run_dir_name=early.run_id if early is not None else None,
-        )
+        prepared = prepare_step(request, registry, run_dir_name=early.run_id if early is not None else None)
         if early is not None and not early.matches(prepared.plan, launch_settings(prepared)):
             early.discard()
             early = None

@@ -57,6 +57,8 @@ PRELOAD = (
     "lute_kernel.summaries",
     "lute_kernel.json_exact",  # what keeping a parse (or sending a row) checks first
     "lute_kernel.user_cache",  # where a kept parse is written
+    "lute_kernel.launch_memo",  # a repeated run's early start (lute_kernel.early_launch)
+    "lute_kernel.early_launch",
     "lute_kernel.templates",  # the files of Tasks that have templates (other runs never import it)
     "lute_kernel.cli.app",  # validate, explain, rerun: the typer app
     "lute_kernel.warm.child",  # what each child runs first (~3 ms when imported there)

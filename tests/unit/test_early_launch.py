@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 from conftest import REPO
+from e2e import processes_marked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,20 +59,6 @@ def _rows(db_file: Path, also: Tuple[str, ...] = ()) -> List[Tuple[Any, ...]]:
 
 def _memo_files(env: Dict[str, str]) -> List[Path]:
     return sorted((Path(env["XDG_CACHE_HOME"]) / "lute-kernel" / "launches").glob("*.json"))
-
-
-def _processes_with(marker: str) -> List[int]:
-    """Pids whose environment holds ``marker`` (a discarded early start must leave none)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if marker.encode() in handle.read():
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
 
 
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -149,7 +136,7 @@ def test_a_kept_launch_that_is_not_the_plan_is_killed_and_the_run_starts_as_alwa
     done = _run(config, early_env)
     assert done.returncode == 0, done.stderr
     assert EARLY not in done.stderr  # started, found different, discarded
-    assert _processes_with(mark) == []
+    assert processes_marked(mark) == []
     assert os.listdir(early_env["TMPDIR"]) == []
     first, second = _rows(work_dir / "lute.db")
     assert first == second
@@ -173,7 +160,7 @@ def test_bad_input_with_a_started_launch_exits_2_and_leaves_nothing(
     without = _run(config, {**early_env, "LUTE_NO_EARLY_START": "1"})
     assert done.returncode == without.returncode == 2
     assert done.stderr.splitlines()[-1] == without.stderr.splitlines()[-1]
-    assert _processes_with(mark) == []
+    assert processes_marked(mark) == []
     assert os.listdir(early_env["TMPDIR"]) == []
     assert len(_rows(work_dir / "lute.db")) == 1
 

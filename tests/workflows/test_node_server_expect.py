@@ -15,7 +15,9 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict
+
+from e2e import processes_marked
 
 REPO = Path(__file__).resolve().parents[2]
 EARLY = "early start: validated while it starts"
@@ -52,19 +54,6 @@ print("CLOSED")
 """
 
 
-def _marked(marker: str) -> List[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if marker.encode() in handle.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 def test_an_expected_step_adopts_its_started_launch_and_a_wrong_guess_leaves_nothing(
     make_config: Callable[..., Path], cli_env: Dict[str, str], tmp_path: Path, work_dir: Path
 ) -> None:
@@ -80,7 +69,7 @@ def test_an_expected_step_adopts_its_started_launch_and_a_wrong_guess_leaves_not
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines == ["FIRST COMPLETED False", "SECOND COMPLETED True", "THIRD COMPLETED False", "CLOSED"]
-    assert [p for p in _marked(marker) if os.path.exists(f"/proc/{p}")] == []
+    assert [p for p in processes_marked(marker) if os.path.exists(f"/proc/{p}")] == []
     assert os.listdir(runs) == []  # every run directory removed, the killed launches' too
     with sqlite3.connect(work_dir / "lute.db") as db:
         statuses = [row[0] for row in db.execute('SELECT "result.task_status" FROM "Test" ORDER BY id')]
