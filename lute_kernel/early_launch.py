@@ -82,7 +82,6 @@ class StartedLaunch:
 
     def start(self, private_dirs: Sequence[str]) -> bool:
         """Make the run directory, spawn, bind; False (and nothing left) when any of it fails."""
-        from lute_kernel.errors import LaunchError
         from lute_kernel.run_dirs import make_run_dir
 
         try:
@@ -91,7 +90,7 @@ class StartedLaunch:
                 os.mkdir(os.path.join(self.run_dir, private), 0o700)
             self.spawn()
             self.bind()
-        except (OSError, LaunchError, ValueError):  # no early start then: the run starts as always
+        except Exception:  # an OSError, a LaunchError, a ZMQError...: no early start, the run starts as always
             self.discard()
             return False
         except BaseException:
@@ -227,16 +226,22 @@ def _record(plan: LaunchPlan, settings: ExecutionSettings) -> Dict[str, Any]:
 class EarlyStart:
     """One command's early start: what it started (if anything), and the memo it keeps for the next run."""
 
-    def __init__(self, key: str, env: Mapping[str, str]) -> None:
+    def __init__(self, key: Optional[str], env: Mapping[str, str]) -> None:
         self.key, self.env = key, env
+        """``key`` None: the command could not be named (no working folder): nothing is started or kept."""
         self.started: Optional[StartedLaunch] = None
 
     @classmethod
     def begin(cls, argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> EarlyStart:
         """Start the launch this command line made last time, when it was kept and its config file is unchanged."""
         env = os.environ if env is None else env
-        early = cls(launch_memo.command_key(argv, os.getcwd(), env), env)
-        record = launch_memo.recall(early.key) if launch_memo.enabled(env) else None
+        if not launch_memo.enabled(env):
+            return cls(None, env)
+        try:  # an optimisation: whatever fails here (no working folder, say), the run starts as always
+            early = cls(launch_memo.command_key(argv, os.getcwd(), env), env)
+            record = launch_memo.recall(early.key) if early.key is not None else None
+        except Exception:
+            return cls(None, env)
         if record is not None:
             early._start(record)
         return early
@@ -267,13 +272,19 @@ class EarlyStart:
     def keep(
         self, config: str, plan: LaunchPlan, request: Optional[Dict[str, Any]], settings: ExecutionSettings
     ) -> None:
-        """Keep this run's launch for the next run of the command (or forget the one kept, if it cannot repeat)."""
-        if not launch_memo.enabled(self.env):
+        """Keep this run's launch for the next run of the command (or forget the one kept, if it cannot repeat).
+
+        Never raises: a launch that cannot be kept (no working folder any more, a full disk) is not kept.
+        """
+        if self.key is None or not launch_memo.enabled(self.env):
             return
-        if not repeatable(plan, request, settings):
-            launch_memo.forget(self.key)
+        try:
+            if not repeatable(plan, request, settings):
+                launch_memo.forget(self.key)
+                return
+            launch_memo.remember(self.key, config, _record(plan, settings))
+        except Exception:
             return
-        launch_memo.remember(self.key, config, _record(plan, settings))
 
     def close(self) -> None:
         """Discard what was started unless a launch session adopted it."""

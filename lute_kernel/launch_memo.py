@@ -134,10 +134,18 @@ def _valid(record: Any) -> bool:
     )
 
 
+def _private(info: os.stat_result) -> bool:
+    """True when the file or folder is this user's and nobody else may write it."""
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 def recall(key: str) -> Optional[Dict[str, Any]]:
     """The launch kept for this command, when its config file is as it was; else None."""
+    path = _path(key)
     try:
-        with open(_path(key), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
+            if not (_private(os.fstat(handle.fileno())) and _private(os.stat(os.path.dirname(path)))):
+                return None  # what it spawns is this user's to decide: never a file someone else could write
             kept = json.load(handle)
     except (OSError, ValueError):
         return None
@@ -147,7 +155,7 @@ def recall(key: str) -> Optional[Dict[str, Any]]:
     if not isinstance(config, str) or kept.get("config_stamp") != file_stamp(config):
         return None
     try:
-        os.utime(_path(key))  # recently used: kept longest
+        os.utime(path)  # recently used: kept longest
     except OSError:
         pass
     launch: Dict[str, Any] = kept["launch"]

@@ -331,3 +331,75 @@ def test_a_slurm_step_starts_early_only_inside_an_allocation() -> None:
     assert not early_launcher("srun", {})  # it would submit a job of its own
     assert not early_launcher("srun", {"SLURM_JOB_ID": ""})
     assert not early_launcher("mpirun", {"SLURM_JOB_ID": "42"})
+
+
+def test_a_run_from_a_deleted_folder_runs_as_without_an_early_start(
+    make_config: Callable[..., Path], early_env: Dict[str, str], tmp_path: Path
+) -> None:
+    config = make_config(SECTION)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = (
+        f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r});"
+        "sys.argv = ['lute-kernel', *sys.argv[1:]]; runpy.run_module('lute_kernel.cli', run_name='__main__')"
+    )
+    argv = [sys.executable, "-c", code, "run", "Test", "-c", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=early_env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Test: COMPLETED" in done.stdout
+
+
+_FAULTS = ("command_key", "recall", "spawn", "bind", "remember", "forget")
+
+
+@settings(max_examples=len(_FAULTS) * 3, deadline=None)
+@given(st.sampled_from(_FAULTS), st.sampled_from([OSError, ValueError, RuntimeError]))
+def test_a_fault_anywhere_in_an_early_start_is_no_early_start_never_an_error(fault: str, error: type) -> None:
+    from unittest import mock
+
+    from lute_kernel import early_launch
+
+    def boom(*_args: Any, **_kwargs: Any) -> Any:
+        raise error(f"injected into {fault}")
+
+    record = launch_memo.launch_record(
+        launcher="direct", argv=["/bin/sleep", "30"], env={}, cwd="/", run_dir="/x/lute-0", ipc_endpoint="ipc:///x/s",
+        prefix="", private_dirs=[], max_bytes=1024,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as root:
+        record["run_root"] = root
+        targets = {
+            "command_key": (launch_memo, "command_key"),
+            "recall": (launch_memo, "recall"),
+            "spawn": (early_launch.StartedLaunch, "spawn"),
+            "bind": (early_launch.StartedLaunch, "bind"),
+            "remember": (launch_memo, "remember"),
+            "forget": (launch_memo, "forget"),
+        }
+        owner, name = targets[fault]
+        with mock.patch.object(launch_memo, "recall", return_value=record), mock.patch.object(owner, name, boom):
+            early = early_launch.EarlyStart.begin(["run", "X", "-c", "x.yaml"], {})
+            plan, limits = _plan(launch_memo.for_run_dir(record, os.path.join(root, "lute-1")), "/elsewhere")
+            early.keep("x.yaml", plan, {"task": "X"}, limits)
+            early.keep("x.yaml", plan, None, limits)  # not repeatable: forget
+            started = early.started
+            early.close()
+        assert os.listdir(root) == []  # a started launch's folder is gone, whatever failed
+        if started is not None and started.proc is not None:
+            assert started.proc.poll() is not None  # and its process
+
+
+@pytest.mark.parametrize("target", ["file", "folder"])
+def test_a_memo_others_may_write_is_never_used(target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = tmp_path / "x.yaml"
+    config.write_text("x")
+    record = launch_memo.launch_record(
+        launcher="direct", argv=["/bin/true"], env={}, cwd="/", run_dir="/r/lute-0", ipc_endpoint="ipc:///r/s",
+        prefix="", private_dirs=[], max_bytes=1,
+    )  # fmt: skip
+    launch_memo.remember("k", str(config), record)
+    assert launch_memo.recall("k") is not None
+    path = Path(launch_memo._path("k"))
+    (path if target == "file" else path.parent).chmod(0o777 if target == "folder" else 0o666)
+    assert launch_memo.recall("k") is None
