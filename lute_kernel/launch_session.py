@@ -1,16 +1,15 @@
 """One launch while it runs: the process, its pipes, the socket and what the ranks said.
 
 Owns the state the executor loop updates (which ranks said hello and bye; what they report goes to
-the run's ``RunState``), admission (the RUNNING row, before any Task code runs; for a worker while
-its container starts), the rank checks that
-turn a missing rank into a teardown instead of a hang, terminating the process group with a grace
-period, the bounded wait for messages still in flight after exit, and cleaning up (escaped
-descendants, pipes, pidfd, socket, run directory). The loop itself lives in ``executor``.
+the run's ``RunState``), spawning the plan or adopting its early start (``early_launch``),
+admission (the RUNNING row, before any Task code runs; for a worker while its container starts),
+the rank checks that turn a missing rank into a teardown instead of a hang, terminating the process
+group with a grace period, the bounded wait for messages still in flight after exit, and cleaning
+up (escaped descendants, pipes, pidfd, socket, run directory). The loop itself is ``executor``'s.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import shutil
@@ -28,6 +27,7 @@ from lute_kernel.descendants import run_ended, run_started, sweep
 from lute_kernel.events import EventSink, RunEvent
 from lute_kernel.execution import ExecutionOutcome, ExecutionSettings, signal_group
 from lute_kernel.ipc.server import SOCKET_NAME, IpcServer
+from lute_kernel.message_events import error_event, log_event, progress_event
 from lute_kernel.output import OutputPipe
 from lute_kernel.plan import LaunchPlan
 from lute_kernel.run_dirs import clean_stale_run_dirs, make_run_dir, run_dir_name
@@ -84,11 +84,7 @@ class LaunchSession:
         self.hello_deadline = time.monotonic() + settings.hello_timeout_s
 
     def sweep_stale_run_dirs(self) -> None:
-        """Remove what dead kernels left in the run root: after the spawn, while the container starts.
-
-        (Listing a shared /tmp and checking each run directory's owner takes milliseconds; no name of
-        theirs can be this run's.)
-        """
+        """Remove what dead kernels left in the run root, after the spawn (listing a shared /tmp takes ms)."""
         clean_stale_run_dirs(self.run_root)
 
     @property
@@ -207,32 +203,15 @@ class LaunchSession:
                 else:
                     self.terminate(self.proc.pid, TaskStatus.FAILED, signal.SIGTERM, self.state.launch_failure or "")
             elif message.kind == "log":
-                self.on_event(
-                    RunEvent(
-                        "log",
-                        str(body.get("message", "")),
-                        message.rank,
-                        str(body.get("level", "INFO")),
-                    )
-                )
+                self.on_event(log_event(body, message.rank))
             elif message.kind == "progress":
-                self.on_event(
-                    RunEvent(
-                        "progress",
-                        _progress_text(body),
-                        message.rank,
-                        data=body.get("data"),
-                        done=_number(body.get("done")),
-                        total=_number(body.get("total")),
-                        message=str(body.get("message", "")),
-                    )
-                )
+                self.on_event(progress_event(body, message.rank))
             elif message.kind == "result" and message.rank == 0:
                 self.state.reported_result(body)
                 self.outcome.timeline.mark("result")
             elif message.kind == "error":
                 self.state.reported_error(body)
-                self.on_event(RunEvent("log", f"{body.get('type')}: {body.get('message')}", message.rank, "ERROR"))
+                self.on_event(error_event(body, message.rank))
             elif message.kind == "bye":
                 self.byes.add(message.rank)
         return len(batch)
@@ -318,20 +297,3 @@ class LaunchSession:
                 self.on_event(RunEvent("log", note, 0, "WARNING"))
             self.server.close(self.run_dir / SOCKET_NAME)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-def _number(value: Any) -> Optional[float]:
-    """A progress count as a float, or None when the worker sent something else (a renderer's input)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # a huge integer
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _progress_text(body: Dict[str, Any]) -> str:
-    total = body.get("total")
-    count = f"{body.get('done')}/{total}" if total is not None else f"{body.get('done')}"
-    return f"[{count}] {body.get('message', '')}".rstrip()
